@@ -1,0 +1,128 @@
+"""Self-describing checkpoints, written atomically: weights (safetensors) + the JSON needed to rebuild."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+STUDENT_WEIGHTS = "student.safetensors"
+STUDENT_CONFIG = "student.json"
+TEACHER_WEIGHTS = "teacher.safetensors"
+TEACHER_CONFIG = "teacher.json"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, incomplete or does not fit the model; names the file."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(module: nn.Module, path: Path) -> None:
+    """safetensors of ``module.state_dict()``, written aside then renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_weights(module: nn.Module, path: Path) -> None:
+    """Load safetensors into ``module`` strictly; mismatches raise CheckpointError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint weights {path} not found")
+    try:
+        state = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
+        raise CheckpointError(f"cannot read checkpoint weights {path}: {e}") from e
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or unexpected or shapes:
+        raise CheckpointError(
+            f"{path} does not fit the model: {len(missing)} missing keys {missing[:3]}, "
+            f"{len(unexpected)} unexpected {unexpected[:3]}, shape mismatches {shapes[:3]}"
+        )
+    module.load_state_dict(state)
+
+
+def read_json(path: Path, what: str) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{what} {path} is not valid JSON: {e}") from e
+
+
+def save_student(student: nn.Module, run_dir: Path, extra: dict[str, Any]) -> None:
+    """run_dir/student.safetensors + run_dir/student.json (spec, preprocess, tokenizer, ...)."""
+    save_weights(student, Path(run_dir) / STUDENT_WEIGHTS)
+    atomic_write_json(Path(run_dir) / STUDENT_CONFIG, {"format_version": FORMAT_VERSION, "spec": student.spec, **extra})
+
+
+def load_student(run_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a StudentCLIP from a run directory alone; returns (model in eval mode, its JSON)."""
+    from compression.models.student import StudentCLIP
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {run_dir} not found (run `python -m compression.run` first)")
+    meta = read_json(run_dir / STUDENT_CONFIG, "student config")
+    if meta.get("format_version") != FORMAT_VERSION or "spec" not in meta:
+        raise CheckpointError(
+            f"{run_dir / STUDENT_CONFIG}: format_version {meta.get('format_version')!r} or 'spec' missing; "
+            f"expected format {FORMAT_VERSION}"
+        )
+    try:
+        student = StudentCLIP(meta["spec"])
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{run_dir / STUDENT_CONFIG}: incomplete student spec ({e!r})") from e
+    load_weights(student, run_dir / STUDENT_WEIGHTS)
+    return student.eval(), meta

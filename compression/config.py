@@ -1,0 +1,302 @@
+"""Run configuration: typed dataclasses filled from YAML, unknown keys rejected by name."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "offline.yaml"
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema; the message names the key."""
+
+
+@dataclass
+class SyntheticDataConfig:
+    seed: int = 0  # everything below is a pure function of this seed
+    image_size: int = 32  # rendered side length in pixels (images are stored at this size)
+    n_pretrain: int = 12000  # "web" pairs with terse alt-text captions, for the from-scratch teacher
+    n_unpaired_images: int = 12000  # stage-1 image stream (no captions used)
+    n_unpaired_texts: int = 12000  # stage-1 text stream (no images used)
+    n_train: int = 6000  # stage-2 paired training images (5 captions each)
+    n_val: int = 500
+    n_test: int = 1000  # evaluation pool: n_test images, 5 * n_test captions
+    captions_per_image: int = 5
+
+
+@dataclass
+class DataConfig:
+    source: str = "synthetic"  # "synthetic" (generated offline) or "files" (the paths below)
+    synthetic: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
+    # --- source: files ---
+    paired: str | None = None  # Karpathy dataset_*.json or a TSV of image_path<TAB>caption
+    image_root: str | None = None  # folder the paired file's image paths are relative to
+    train_splits: list[str] = field(default_factory=lambda: ["train", "restval"])
+    val_split: str = "val"
+    test_split: str = "test"
+    unpaired_images: str | None = None  # stage 1: a folder of images (searched recursively)
+    unpaired_texts: str | None = None  # stage 1: a text file, one sentence a line
+    pretrain_pairs: str | None = None  # teacher pre-training pairs, only if the teacher is trained from scratch
+    max_unpaired: int | None = None  # cap on each stage-1 stream (None: all)
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = 5
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 30
+
+
+@dataclass
+class TeacherConfig:
+    model: str = "synthclip-tiny"  # open_clip model name, or a JSON in compression/model_configs
+    pretrained: str | None = None  # open_clip pretrained tag, e.g. "openai"; None: train from scratch
+    pretrain: OptimConfig = field(
+        default_factory=lambda: OptimConfig(epochs=12, lr=2e-3, weight_decay=0.1, warmup_steps=50)
+    )  # only used when pretrained is None
+
+
+@dataclass
+class StudentConfig:
+    image_backbone: str = "vit_tiny_patch16_224"  # any timm model name
+    image_backbone_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to timm.create_model
+    image_pretrained: bool = False  # load timm's pretrained weights for the backbone
+    text_layers: int = 4  # how many teacher text transformer layers the student keeps
+    text_layer_ids: list[int] | None = None  # explicit layer ids; None: evenly spaced, first and last kept
+
+
+@dataclass
+class Stage1Config:
+    enabled: bool = True  # ablation "w/o stage 1": students start from their initialisation
+    temperature: float = 0.05  # of the intra-modal contrastive distillation loss
+    image: OptimConfig = field(default_factory=OptimConfig)
+    text: OptimConfig = field(default_factory=OptimConfig)
+
+
+@dataclass
+class Stage2Config:
+    sequential: bool = True  # ablation "w/o sequential": towers trained jointly
+    finetune_teacher: bool = True  # fine-tune the teacher towers before distilling
+    teacher: OptimConfig = field(default_factory=lambda: OptimConfig(epochs=3, lr=2e-4))
+    student_image: OptimConfig = field(default_factory=OptimConfig)
+    student_text: OptimConfig = field(default_factory=OptimConfig)
+    infonce_weight: float = 1.0
+    kd_weight: float = 1.0  # KL(teacher matching || student's); 0 is the ablation "w/o KD"
+    kd_temperature: float = 1.0  # divides both logits before the softmax of the KD term
+    distill_weight: float = 1.0  # the stage-1 contrastive distillation term, kept in stage 2
+    hard_negatives: int = 4  # hard negatives per sample from FAISS; 0 is the ablation "w/o HN"
+    hard_negative_pool: int = 32  # mine among the top-N neighbours, skipping true matches
+    hard_negative_refresh: int = 1  # re-mine every N epochs as the encoder changes
+
+
+@dataclass
+class EvalConfig:
+    ks: list[int] = field(default_factory=lambda: [1, 5, 10])
+    batch_size: int = 256
+    speed_batch_size: int = 64  # batch used to time encoders side by side
+    speed_iters: int = 10
+
+
+@dataclass
+class RunConfig:
+    name: str = "offline"  # run directory name under runs/
+    seed: int = 0
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    num_workers: int = 0  # DataLoader workers
+    threads: int | None = None  # torch CPU threads; None: torch's default
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+    stage2: Stage2Config = field(default_factory=Stage2Config)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted for floats."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if _is_dataclass_type(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
+        return _from_dict(tp, value, key + ".")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_tp,) = typing.get_args(tp)
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {tp!r}")
+
+
+def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key {prefix + unknown[0]!r}; known keys here: {', '.join(sorted(names))}"
+        )
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    cfg = _from_dict(RunConfig, data)
+    validate(cfg)
+    return cfg
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted!r}: {p!r} is not a section")
+    node[parts[-1]] = value
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "image_backbone_kwargs":
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (default: the offline one) and apply ``key.path=value`` overrides.
+
+    Overrides are parsed as YAML scalars (``stage2.kd_weight=0``, ``student.text_layers=6``).
+    A YAML file may name a ``base:`` config (relative to itself) whose values it overrides.
+    """
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    data = _read_yaml(path)
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.path=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: value is not valid YAML: {e}") from None
+        _set_path(data, key.strip(), value)
+    return config_from_dict(data)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        named = CONFIG_DIR / f"{path}.yaml"
+        if named.is_file():
+            path = named
+        else:
+            known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+            raise ConfigError(f"config file {str(path)!r} not found; bundled configs: {known}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    base = data.pop("base", None)
+    if base is not None:
+        data = _merge(_read_yaml((path.parent / base).resolve()), data)
+    return data
+
+
+def validate(cfg: RunConfig) -> None:
+    """Value checks the type system cannot express; each error names its key."""
+    if cfg.data.source not in ("synthetic", "files"):
+        raise ConfigError(f"data.source: expected 'synthetic' or 'files', got {cfg.data.source!r}")
+    if cfg.data.source == "files" and not cfg.data.paired:
+        raise ConfigError("data.paired: required when data.source is 'files'")
+    if cfg.teacher.pretrained is None and cfg.data.source == "files" and not cfg.data.pretrain_pairs:
+        raise ConfigError("data.pretrain_pairs: required to train a teacher from scratch on files")
+    if cfg.student.text_layers < 1:
+        raise ConfigError(f"student.text_layers: must be >= 1, got {cfg.student.text_layers}")
+    if not cfg.eval.ks or any(k < 1 for k in cfg.eval.ks):
+        raise ConfigError(f"eval.ks: must be positive integers, got {cfg.eval.ks}")
+    s2 = cfg.stage2
+    for name in ("infonce_weight", "kd_weight", "distill_weight"):
+        if getattr(s2, name) < 0:
+            raise ConfigError(f"stage2.{name}: must be >= 0, got {getattr(s2, name)}")
+    if s2.hard_negatives < 0 or (s2.hard_negatives and s2.hard_negative_pool < s2.hard_negatives):
+        raise ConfigError(
+            f"stage2.hard_negative_pool ({s2.hard_negative_pool}) must be >= stage2.hard_negatives "
+            f"({s2.hard_negatives}) >= 0"
+        )
+    for key, opt in (
+        ("teacher.pretrain", cfg.teacher.pretrain),
+        ("stage1.image", cfg.stage1.image),
+        ("stage1.text", cfg.stage1.text),
+        ("stage2.teacher", cfg.stage2.teacher),
+        ("stage2.student_image", cfg.stage2.student_image),
+        ("stage2.student_text", cfg.stage2.student_text),
+    ):
+        if opt.batch_size < 2:
+            raise ConfigError(f"{key}.batch_size: contrastive losses need >= 2, got {opt.batch_size}")
+        if opt.epochs < 0 or opt.lr <= 0:
+            raise ConfigError(f"{key}: epochs must be >= 0 and lr > 0, got {opt.epochs}, {opt.lr}")
+
+
+def config_digest(obj: Any) -> str:
+    """Stable short hash of a config (or part of one), for cache keys."""
+    import hashlib
+
+    if dataclasses.is_dataclass(obj):
+        obj = dataclasses.asdict(obj)
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,194 @@
+"""The student dual encoder: a timm image backbone + projection, and a shallow copy of the teacher's text tower."""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from typing import Any
+
+import timm
+import torch
+import torch.nn.functional as F
+from open_clip.transformer import LayerNorm, QuickGELU, ResidualAttentionBlock
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+
+def select_text_layers(n_teacher: int, n_student: int) -> list[int]:
+    """Evenly spaced teacher layer ids, always keeping the first and the last layer.
+
+    12 -> 6: [0, 2, 4, 7, 9, 11]; 12 -> 4: [0, 4, 7, 11]; 6 -> 4: [0, 2, 3, 5].
+    """
+    if not 1 <= n_student <= n_teacher:
+        raise ValueError(f"cannot keep {n_student} of the teacher's {n_teacher} text layers")
+    if n_student == 1:
+        return [n_teacher - 1]
+    step = (n_teacher - 1) / (n_student - 1)
+    return [int(math.floor(i * step + 0.5)) for i in range(n_student)]
+
+
+def build_causal_mask(length: int) -> torch.Tensor:
+    """(L, L) additive mask, -inf above the diagonal: token i attends to tokens <= i (as open_clip)."""
+    return torch.full((length, length), float("-inf")).triu_(1)
+
+
+class StudentImageEncoder(nn.Module):
+    """timm backbone (``num_classes=0``: pooled features) + linear projection to the joint space."""
+
+    def __init__(self, backbone: str, embed_dim: int, pretrained: bool = False, backbone_kwargs: dict | None = None):
+        super().__init__()
+        if backbone not in timm.list_models() and backbone not in timm.list_models(pretrained=True):
+            raise ValueError(f"unknown image backbone {backbone!r}; try one of timm.list_models('vit_*')")
+        self.backbone = timm.create_model(backbone, pretrained=pretrained, num_classes=0, **(backbone_kwargs or {}))
+        self.proj = nn.Linear(self.backbone.num_features, embed_dim, bias=False)
+        nn.init.normal_(self.proj.weight, std=self.backbone.num_features**-0.5)
+
+    def forward(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """images (B, 3, H, W) preprocessed -> (B, D); L2-normalised if ``normalize``."""
+        x = self.proj(self.backbone(images))
+        return F.normalize(x, dim=-1) if normalize else x
+
+
+class StudentTextEncoder(nn.Module):
+    """Token + positional embeddings, a few CLIP text blocks, final LayerNorm, EOT pooling, projection.
+
+    Mirrors ``open_clip.CLIP.encode_text`` with fewer blocks, and accepts token sequences shorter
+    than the context length: with the causal mask, the EOT output does not depend on the padding
+    after it, so encoding ``tokens[:, :L]`` equals encoding the full padded sequence.
+    """
+
+    def __init__(self, arch: dict[str, Any]):
+        super().__init__()
+        self.arch = dict(arch)
+        width, heads, ctx = arch["width"], arch["heads"], arch["context_length"]
+        act = QuickGELU if arch.get("act", "gelu") == "quick_gelu" else nn.GELU
+        self.token_embedding = nn.Embedding(arch["vocab_size"], width)
+        self.positional_embedding = nn.Parameter(torch.empty(ctx, width))
+        self.resblocks = nn.ModuleList(
+            ResidualAttentionBlock(width, heads, mlp_ratio=arch.get("mlp_ratio", 4.0), act_layer=act, norm_layer=LayerNorm)
+            for _ in arch["layer_ids"]
+        )
+        self.ln_final = LayerNorm(width)
+        self.text_projection = nn.Parameter(torch.empty(width, arch["embed_dim"]))
+        self.register_buffer("attn_mask", build_causal_mask(ctx), persistent=False)
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        nn.init.normal_(self.positional_embedding, std=0.01)
+        nn.init.normal_(self.text_projection, std=width**-0.5)
+
+    @property
+    def context_length(self) -> int:
+        return self.arch["context_length"]
+
+    def forward(self, text: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """text (B, L) int64 token ids, L <= context_length, EOT = highest id -> (B, D)."""
+        length = text.shape[1]
+        if length > self.context_length:
+            raise ValueError(f"token sequence of length {length} exceeds context length {self.context_length}")
+        x = self.token_embedding(text) + self.positional_embedding[:length]
+        mask = self.attn_mask[:length, :length]
+        for block in self.resblocks:
+            x = block(x, attn_mask=mask)
+        x = self.ln_final(x)
+        x = x[torch.arange(x.shape[0], device=x.device), text.argmax(dim=-1)]
+        x = x @ self.text_projection
+        return F.normalize(x, dim=-1) if normalize else x
+
+    @classmethod
+    def from_teacher(cls, teacher: nn.Module, layer_ids: list[int]) -> "StudentTextEncoder":
+        """Initialise from an open_clip CLIP: its embeddings, the chosen blocks, ln_final, projection."""
+        blocks = teacher.transformer.resblocks
+        n = len(blocks)
+        bad = [i for i in layer_ids if not 0 <= i < n]
+        if bad or len(set(layer_ids)) != len(layer_ids):
+            raise ValueError(f"text layer ids {layer_ids} must be distinct and in [0, {n}) for this teacher")
+        proj = teacher.text_projection
+        if isinstance(proj, nn.Linear):
+            if proj.bias is not None:
+                raise ValueError("teacher text projection has a bias; only bias-free projections are supported")
+            proj_w = proj.weight.detach().T
+        else:
+            proj_w = proj.detach()
+        first = blocks[0]
+        arch = {
+            "vocab_size": teacher.token_embedding.num_embeddings,
+            "width": teacher.token_embedding.embedding_dim,
+            "heads": first.attn.num_heads,
+            "context_length": teacher.positional_embedding.shape[0],
+            "mlp_ratio": first.mlp.c_fc.out_features / first.mlp.c_fc.in_features,
+            "act": "quick_gelu" if isinstance(first.mlp.gelu, QuickGELU) else "gelu",
+            "embed_dim": proj_w.shape[1],
+            "layer_ids": list(layer_ids),
+            "teacher_layers": n,
+        }
+        student = cls(arch)
+        student.token_embedding.load_state_dict(teacher.token_embedding.state_dict())
+        student.positional_embedding.data.copy_(teacher.positional_embedding.detach())
+        for dst, i in zip(student.resblocks, layer_ids):
+            _load_strict(dst, blocks[i].state_dict(), f"teacher text block {i}")
+        _load_strict(student.ln_final, teacher.ln_final.state_dict(), "teacher ln_final")
+        student.text_projection.data.copy_(proj_w)
+        return student
+
+
+def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """load_state_dict with a message that names the source and the mismatching keys/shapes."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        raise ValueError(f"cannot load {what}: missing {missing}, unexpected {unexpected}, shape mismatches {shapes}")
+    module.load_state_dict(state)
+
+
+class StudentCLIP(nn.Module):
+    """The compressed dual encoder; same ``encode_image`` / ``encode_text`` interface as open_clip."""
+
+    def __init__(self, spec: dict[str, Any]):
+        super().__init__()
+        self.spec = copy.deepcopy(spec)
+        img = spec["image"]
+        self.visual = StudentImageEncoder(
+            img["backbone"], spec["embed_dim"], pretrained=img.get("pretrained", False), backbone_kwargs=img.get("kwargs")
+        )
+        self.text = StudentTextEncoder(spec["text"])
+        self.logit_scale = nn.Parameter(torch.tensor(float(spec.get("logit_scale", math.log(1 / 0.07)))))
+
+    def encode_image(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        return self.visual(images, normalize=normalize)
+
+    def encode_text(self, text: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        return self.text(text, normalize=normalize)
+
+
+def create_student(
+    teacher: nn.Module,
+    image_backbone: str,
+    text_layers: int,
+    image_pretrained: bool = False,
+    image_backbone_kwargs: dict | None = None,
+    text_layer_ids: list[int] | None = None,
+) -> StudentCLIP:
+    """Build a student for ``teacher``: a fresh timm image tower, a text tower cut from the teacher's."""
+    n_teacher = len(teacher.transformer.resblocks)
+    layer_ids = list(text_layer_ids) if text_layer_ids is not None else select_text_layers(n_teacher, text_layers)
+    if len(layer_ids) != text_layers:
+        raise ValueError(f"student.text_layer_ids has {len(layer_ids)} ids but student.text_layers is {text_layers}")
+    text = StudentTextEncoder.from_teacher(teacher, layer_ids)
+    spec = {
+        "embed_dim": text.arch["embed_dim"],
+        "image": {"backbone": image_backbone, "kwargs": dict(image_backbone_kwargs or {}), "pretrained": image_pretrained},
+        "text": text.arch,
+        "logit_scale": float(teacher.logit_scale.detach()),
+    }
+    student = StudentCLIP(spec)
+    student.text.load_state_dict(text.state_dict())
+    # the rebuilt spec must not try to download weights again when loaded from a checkpoint
+    student.spec["image"]["pretrained"] = False
+    logger.info("student text layers %s of the teacher's %d", layer_ids, n_teacher)
+    return student
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

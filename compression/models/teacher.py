@@ -1,0 +1,90 @@
+"""The teacher: an open_clip CLIP, pretrained (paper configs) or built from a small config (offline)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import open_clip
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+MODEL_CONFIG_DIR = Path(__file__).resolve().parent.parent / "model_configs"
+_registered = False
+
+
+def register_model_configs() -> None:
+    """Make the JSON architectures in compression/model_configs known to open_clip (idempotent)."""
+    global _registered
+    if not _registered:
+        open_clip.add_model_config(MODEL_CONFIG_DIR)
+        _registered = True
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an image becomes a tensor; identical for teacher, student, export and app."""
+
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    resize: str = "shortest-side bicubic resize to image_size, then center crop image_size x image_size"
+
+    def to_dict(self) -> dict:
+        return {"image_size": self.image_size, "mean": list(self.mean), "std": list(self.std), "resize": self.resize}
+
+
+def create_teacher(model_name: str, pretrained: str | None = None) -> nn.Module:
+    """An open_clip CLIP; ``pretrained=None`` gives random weights (to be trained from scratch)."""
+    register_model_configs()
+    known = open_clip.list_models()
+    if model_name not in known:
+        raise ValueError(
+            f"unknown teacher model {model_name!r}; try one of open_clip.list_models() "
+            f"(e.g. 'ViT-B-32') or add a JSON to {MODEL_CONFIG_DIR}"
+        )
+    if pretrained is not None:
+        tags = open_clip.list_pretrained_tags_by_model(model_name)
+        if pretrained not in tags and not Path(pretrained).is_file():
+            raise ValueError(f"teacher {model_name!r} has no pretrained tag {pretrained!r}; known: {tags}")
+    model = open_clip.create_model(model_name, pretrained=pretrained, load_weights=pretrained is not None)
+    if getattr(model, "text_pool_type", "argmax") != "argmax":
+        raise ValueError(f"teacher {model_name!r}: only argmax (EOT) text pooling is supported")
+    return model
+
+
+def teacher_preprocess(model: nn.Module) -> Preprocess:
+    """The eval preprocessing the teacher was built with (image size, mean, std)."""
+    size = model.visual.image_size
+    size = size[0] if isinstance(size, (tuple, list)) else int(size)
+    cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
+    mean = tuple(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN))
+    std = tuple(cfg.get("std", open_clip.OPENAI_DATASET_STD))
+    return Preprocess(image_size=size, mean=mean, std=std)
+
+
+def build_tokenizer(model_name: str, context_length: int | None = None):
+    """The open_clip tokenizer of ``model_name``: list[str] -> (B, context_length) int64 token ids."""
+    register_model_configs()
+    return open_clip.get_tokenizer(model_name, context_length=context_length)
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    """Frozen teacher convention: no gradients, eval mode."""
+    module.requires_grad_(False)
+    module.eval()
+    return module
+
+
+def set_trainable_towers(model: nn.Module, image: bool, text: bool) -> None:
+    """Unfreeze only the chosen towers of an open_clip CLIP (logit_scale follows either)."""
+    model.requires_grad_(False)
+    if image:
+        model.visual.requires_grad_(True)
+    if text:
+        for name, p in model.named_parameters():
+            if not name.startswith("visual.") and name != "logit_scale":
+                p.requires_grad_(True)
+    model.logit_scale.requires_grad_(image or text)

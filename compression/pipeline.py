@@ -1,0 +1,264 @@
+"""The whole run, phase by phase, resumable: data, teacher, stage 1, teacher fine-tuning, stage 2, evaluation.
+
+A run directory holds ``state.json`` (phases done, metrics, config digest) and, per finished phase,
+the weights it produced under ``checkpoints/``. A phase in progress checkpoints every epoch to
+``checkpoints/<phase>.partial.pt``. Re-running the same command skips finished phases and
+resumes the unfinished one; nothing is ever half-written (every file is written aside and renamed).
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+from torch import nn
+
+from compression.checkpoint import (
+    TEACHER_CONFIG,
+    TEACHER_WEIGHTS,
+    atomic_write_json,
+    load_weights,
+    read_json,
+    save_student,
+    save_weights,
+)
+from compression.config import RunConfig, config_digest, config_to_dict
+from compression.data.captioned import CaptionedImages
+from compression.data.loading import Datasets, load_datasets
+from compression.data.transforms import image_transform
+from compression.embedding import encode_images, encode_tokens, tokenize_all
+from compression.evaluate import recall_at_k
+from compression.models.student import StudentCLIP, count_parameters, create_student
+from compression.models.teacher import build_tokenizer, create_teacher, freeze, teacher_preprocess
+from compression.stages import PhaseContext, stage1_image, stage1_text, stage2_student, train_clip
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+
+
+class RunDirError(ValueError):
+    """A run directory that cannot be resumed with this config; says what to do instead."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available on this machine")
+    return device
+
+
+def planned_phases(cfg: RunConfig) -> list[str]:
+    """Phase names in order, as the config switches them on or off."""
+    phases = []
+    if cfg.stage1.enabled:
+        phases += ["stage1-image", "stage1-text"]
+    if cfg.stage2.finetune_teacher:
+        phases += ["teacher-ft-image", "teacher-ft-text"] if cfg.stage2.sequential else ["teacher-ft-joint"]
+    phases += ["stage2-image", "stage2-text"] if cfg.stage2.sequential else ["stage2-joint"]
+    return phases
+
+
+@dataclass
+class RunState:
+    """Contents of state.json: what is done, where its weights are, metrics so far."""
+
+    config_digest: str
+    done: list[str] = field(default_factory=list)
+    teacher_file: str | None = None  # latest teacher weights written by a phase (relative to the run dir)
+    student_file: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> "RunState | None":
+        if not path.is_file():
+            return None
+        return cls(**read_json(path, "run state"))
+
+    def save(self, path: Path) -> None:
+        atomic_write_json(path, self.__dict__)
+
+
+def teacher_cache_dir(cfg: RunConfig, cache_dir: Path) -> Path:
+    """Where a from-scratch teacher is trained once and reused: keyed by everything it depends on."""
+    key = config_digest({"teacher": config_to_dict(cfg.teacher), "data": config_to_dict(cfg.data), "seed": cfg.seed})
+    return Path(cache_dir) / "teachers" / f"{cfg.teacher.model}-{key}"
+
+
+def get_teacher(cfg: RunConfig, data: Datasets, ctx_base: dict, cache_dir: Path) -> tuple[nn.Module, dict]:
+    """The teacher before any fine-tuning: pretrained weights, or trained from scratch once and cached."""
+    teacher = create_teacher(cfg.teacher.model, cfg.teacher.pretrained).to(ctx_base["device"])
+    info: dict[str, Any] = {"model": cfg.teacher.model, "pretrained": cfg.teacher.pretrained}
+    if cfg.teacher.pretrained is None:
+        folder = teacher_cache_dir(cfg, cache_dir)
+        weights = folder / TEACHER_WEIGHTS
+        if weights.is_file():
+            logger.info("teacher: using the cached from-scratch teacher %s", weights)
+            load_weights(teacher, weights)
+            info.update(read_json(folder / TEACHER_CONFIG, "teacher config").get("pretrain", {}))
+        else:
+            logger.info("teacher: training %s from scratch on %d pairs (cached in %s)", cfg.teacher.model, len(data.pretrain), folder)
+            start = time.time()
+            ctx = PhaseContext(checkpoint=folder / "pretrain.partial.pt", **ctx_base)
+            losses = train_clip("teacher-pretrain", teacher, data.pretrain, "both", cfg.teacher.pretrain, ctx)
+            save_weights(teacher, weights)
+            info["pretrain"] = {"losses": losses, "seconds": time.time() - start, "pairs": len(data.pretrain)}
+            atomic_write_json(folder / TEACHER_CONFIG, {"model": cfg.teacher.model, "pretrain": info["pretrain"]})
+            (folder / "pretrain.partial.pt").unlink(missing_ok=True)
+    return freeze(teacher.to(ctx_base["device"])), info
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, split: CaptionedImages, ctx: PhaseContext, ks: list[int], trim: bool, batch_size: int) -> dict[str, float]:
+    """recall@K both ways + RSUM of any model with encode_image / encode_text."""
+    model.eval()
+    texts, owner = split.flat_captions()
+    img = encode_images(model.encode_image, split.images, ctx.transform, batch_size, ctx.device, ctx.num_workers)
+    txt = encode_tokens(model.encode_text, tokenize_all(ctx.tokenizer, texts), batch_size, ctx.device, trim=trim)
+    return recall_at_k(img, txt, owner, ks)
+
+
+def run_pipeline(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) every phase of ``cfg`` in ``run_dir``; returns the metrics written to metrics.json."""
+    from compression.report import measure_speed, tower_sizes, write_report
+
+    run_dir, cache_dir = Path(run_dir), Path(cache_dir)
+    digest = config_digest(cfg)
+    state_path = run_dir / STATE_FILE
+    if restart and run_dir.exists():
+        shutil.rmtree(run_dir)
+    state = RunState.load(state_path)
+    if state is not None and state.config_digest != digest:
+        raise RunDirError(
+            f"run directory {run_dir} was made with a different config (digest {state.config_digest}, now {digest}); "
+            f"pass --restart to start it over, or --name to use another directory"
+        )
+    state = state or RunState(config_digest=digest)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    atomic_write_json(run_dir / "config.json", config_to_dict(cfg))
+    state.save(state_path)
+
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    t0 = time.time()
+    data = load_datasets(cfg.data, cache_dir, need_pretrain=cfg.teacher.pretrained is None, progress=progress)
+    logger.info(
+        "data: train %d images / %d captions, test %d / %d, unpaired %d images + %d texts (%.0fs)",
+        len(data.train), sum(map(len, data.train.captions)), len(data.test), sum(map(len, data.test.captions)),
+        len(data.unpaired_images), len(data.unpaired_texts), time.time() - t0,
+    )
+    tokenizer_probe = create_teacher(cfg.teacher.model, None)
+    pre = teacher_preprocess(tokenizer_probe)
+    context_length = tokenizer_probe.positional_embedding.shape[0]
+    del tokenizer_probe
+    tokenizer = build_tokenizer(cfg.teacher.model, context_length)
+    ctx_base = dict(transform=image_transform(pre), tokenizer=tokenizer, device=device, seed=cfg.seed, num_workers=cfg.num_workers, progress=progress)
+    ctx_eval = PhaseContext(checkpoint=None, **ctx_base)
+    ks, bs = cfg.eval.ks, cfg.eval.batch_size
+
+    t0 = time.time()
+    teacher, teacher_info = get_teacher(cfg, data, ctx_base, cache_dir)
+    state.seconds.setdefault("teacher-pretrain", time.time() - t0)
+    s = cfg.student
+    student = create_student(teacher, s.image_backbone, s.text_layers, s.image_pretrained, s.image_backbone_kwargs, s.text_layer_ids).to(device)
+
+    if "teacher_zero_shot" not in state.metrics:
+        state.metrics["teacher_zero_shot"] = evaluate_model(teacher, data.test, ctx_eval, ks, trim=False, batch_size=bs)
+        state.metrics["student_untrained"] = evaluate_model(student, data.test, ctx_eval, ks, trim=True, batch_size=bs)
+        state.save(state_path)
+    if state.teacher_file:
+        load_weights(teacher, run_dir / state.teacher_file)
+    if state.student_file:
+        load_weights(student, run_dir / state.student_file)
+
+    for phase in planned_phases(cfg):
+        if phase in state.done:
+            continue
+        ctx = PhaseContext(checkpoint=run_dir / "checkpoints" / f"{phase}.partial.pt", **ctx_base)
+        start = time.time()
+        logger.info("phase %s", phase)
+        if phase == "stage1-image":
+            losses = stage1_image(student, teacher, data.unpaired_images, cfg.stage1.image, cfg.stage1.temperature, ctx)
+        elif phase == "stage1-text":
+            losses = stage1_text(student, teacher, data.unpaired_texts, cfg.stage1.text, cfg.stage1.temperature, ctx)
+        elif phase.startswith("teacher-ft-"):
+            towers = phase.removeprefix("teacher-ft-").replace("joint", "both")
+            losses = train_clip(phase, teacher, data.train, towers, cfg.stage2.teacher, ctx)
+        else:
+            towers = phase.removeprefix("stage2-").replace("joint", "both")
+            opt = cfg.stage2.student_text if towers == "text" else cfg.stage2.student_image
+            losses = stage2_student(phase, student, teacher, data.train, towers, opt, cfg.stage2, cfg.stage1.temperature, ctx)
+        changed_teacher = phase.startswith("teacher-")
+        out = f"checkpoints/{phase}.safetensors"
+        save_weights(teacher if changed_teacher else student, run_dir / out)
+        old = state.teacher_file if changed_teacher else state.student_file
+        if changed_teacher:
+            state.teacher_file = out
+        else:
+            state.student_file = out
+        state.done.append(phase)
+        state.seconds[phase] = time.time() - start
+        state.metrics.setdefault("losses", {})[phase] = losses
+        state.save(state_path)
+        if old and old != out:
+            (run_dir / old).unlink(missing_ok=True)
+        ctx.checkpoint.unlink(missing_ok=True)
+
+    if cfg.stage2.finetune_teacher and "teacher_finetuned" not in state.metrics:
+        state.metrics["teacher_finetuned"] = evaluate_model(teacher, data.test, ctx_eval, ks, trim=False, batch_size=bs)
+    state.metrics["student"] = evaluate_model(student, data.test, ctx_eval, ks, trim=True, batch_size=bs)
+    state.metrics["student_val"] = evaluate_model(student, data.val, ctx_eval, ks, trim=True, batch_size=bs)
+    state.save(state_path)
+
+    sizes = tower_sizes(teacher, student)
+    speed = measure_speed(teacher, student, data.test, ctx_eval, cfg.eval.speed_batch_size, cfg.eval.speed_iters)
+    metrics = {
+        "config_digest": digest,
+        "test_split": {"images": len(data.test), "captions": sum(map(len, data.test.captions))},
+        "retrieval": {k: v for k, v in state.metrics.items() if k not in ("losses",)},
+        "losses": state.metrics.get("losses", {}),
+        "sizes": sizes,
+        "speed": speed,
+        "seconds": state.seconds,
+        "teacher": teacher_info,
+        "student_text_layers": student.text.arch["layer_ids"],
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+    }
+    save_student(
+        student, run_dir,
+        {"preprocess": pre.to_dict(), "tokenizer": {"kind": "open_clip", "model": cfg.teacher.model, "context_length": context_length},
+         "teacher": cfg.teacher.model, "metrics": metrics["retrieval"].get("student")},
+    )
+    save_weights(teacher, run_dir / TEACHER_WEIGHTS)
+    atomic_write_json(
+        run_dir / TEACHER_CONFIG,
+        {"model": cfg.teacher.model, "pretrained": cfg.teacher.pretrained, "model_config": open_clip.get_model_config(cfg.teacher.model),
+         "finetuned": cfg.stage2.finetune_teacher, "preprocess": pre.to_dict()},
+    )
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    write_report(metrics, run_dir / "report.md", cfg)
+    return metrics
+
+
+def load_teacher(run_dir: Path) -> nn.Module:
+    """The (fine-tuned) teacher of a finished run, rebuilt from run_dir/teacher.json + weights."""
+    meta = read_json(Path(run_dir) / TEACHER_CONFIG, "teacher config")
+    teacher = create_teacher(meta["model"], None)
+    load_weights(teacher, Path(run_dir) / TEACHER_WEIGHTS)
+    return freeze(teacher)
+
+
+def student_summary(student: StudentCLIP) -> str:
+    return f"image {count_parameters(student.visual) / 1e6:.2f}M params, text {count_parameters(student.text) / 1e6:.2f}M"

@@ -1,0 +1,155 @@
+"""Sizes, side-by-side speed, and the Markdown report shaped like the paper's tables."""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from compression.checkpoint import atomic_write_bytes
+from compression.data.captioned import CaptionedImages
+from compression.embedding import tokenize_all
+from compression.models.student import count_parameters
+from compression.stages import PhaseContext, trim_tokens
+
+
+class _TextTower(nn.Module):
+    """The text half of an open_clip CLIP as its own module (for counting and saving)."""
+
+    def __init__(self, clip: nn.Module):
+        super().__init__()
+        self.token_embedding = clip.token_embedding
+        self.positional_embedding = clip.positional_embedding
+        self.transformer = clip.transformer
+        self.ln_final = clip.ln_final
+        self.text_projection = clip.text_projection
+
+
+def disk_mb(module: nn.Module) -> float:
+    """Size in MB (1e6 bytes) of the module's fp32 weights as a safetensors file."""
+    state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(suffix=".safetensors")
+    os.close(fd)
+    try:
+        save_file(state, tmp)
+        return os.path.getsize(tmp) / 1e6
+    finally:
+        os.unlink(tmp)
+
+
+def tower_sizes(teacher: nn.Module, student: nn.Module) -> dict[str, dict[str, float]]:
+    towers = {
+        "teacher_image": teacher.visual,
+        "teacher_text": _TextTower(teacher),
+        "student_image": student.visual,
+        "student_text": student.text,
+    }
+    return {name: {"params": count_parameters(m), "disk_mb": disk_mb(m)} for name, m in towers.items()}
+
+
+@torch.inference_mode()
+def _throughput(fn, x, iters: int) -> float:
+    fn(x)  # warm-up
+    start = time.perf_counter()
+    for _ in range(iters):
+        fn(x)
+    return x.shape[0] * iters / (time.perf_counter() - start)
+
+
+def measure_speed(
+    teacher: nn.Module, student: nn.Module, split: CaptionedImages, ctx: PhaseContext, batch_size: int, iters: int
+) -> dict[str, Any]:
+    """Items/s of each encoder, teacher and student timed alternately in this process on the same inputs.
+
+    Images: a batch of real test images. Texts: real test captions, at the full context length for
+    both (like for like) and, for the student, cut at the batch's longest caption (how it is run).
+    """
+    teacher.eval()
+    student.eval()
+    images = torch.stack([ctx.transform(split.images.load(i % len(split))) for i in range(batch_size)]).to(ctx.device)
+    texts, _ = split.flat_captions()
+    tokens = tokenize_all(ctx.tokenizer, texts[:batch_size]).to(ctx.device)
+    rounds = 3
+    result: dict[str, list[float]] = {k: [] for k in ("teacher_image", "student_image", "teacher_text", "student_text", "student_text_trimmed")}
+    for _ in range(rounds):  # interleave so that drift in machine load hits both alike
+        result["teacher_image"].append(_throughput(teacher.encode_image, images, iters))
+        result["student_image"].append(_throughput(student.encode_image, images, iters))
+        result["teacher_text"].append(_throughput(teacher.encode_text, tokens, iters))
+        result["student_text"].append(_throughput(student.encode_text, tokens, iters))
+        result["student_text_trimmed"].append(_throughput(student.encode_text, trim_tokens(tokens), iters))
+    best = {k: max(v) for k, v in result.items()}
+    return {
+        "items_per_s": best,
+        "image_speedup": best["student_image"] / best["teacher_image"],
+        "text_speedup": best["student_text"] / best["teacher_text"],
+        "text_speedup_trimmed": best["student_text_trimmed"] / best["teacher_text"],
+        "batch_size": batch_size,
+        "threads": torch.get_num_threads(),
+        "device": str(ctx.device),
+    }
+
+
+def _row(name: str, r: dict[str, float], ref: float | None) -> str:
+    cells = [f"{r[k]:.1f}" for k in r if k.startswith("t2i")] + [f"{r[k]:.1f}" for k in r if k.startswith("i2t")]
+    pct = f"{100 * r['rsum'] / ref:.1f}%" if ref else "-"
+    return f"| {name} | " + " | ".join(cells) + f" | {r['rsum']:.1f} | {pct} |"
+
+
+def retrieval_table(retrieval: dict[str, dict[str, float]], ks: list[int]) -> str:
+    ref = retrieval.get("teacher_finetuned", retrieval.get("teacher_zero_shot"))["rsum"]
+    head = "| model | " + " | ".join(f"T→I R@{k}" for k in ks) + " | " + " | ".join(f"I→T R@{k}" for k in ks) + " | RSUM | % of FT teacher |"
+    sep = "|" + "---|" * (2 * len(ks) + 3)
+    names = [
+        ("student_untrained", "untrained student (baseline)"),
+        ("teacher_zero_shot", "teacher, zero-shot"),
+        ("teacher_finetuned", "teacher, fine-tuned"),
+        ("student", "student (this run)"),
+    ]
+    rows = [_row(label, retrieval[key], ref) for key, label in names if key in retrieval]
+    return "\n".join([head, sep, *rows])
+
+
+def size_speed_table(sizes: dict[str, dict[str, float]], speed: dict[str, Any]) -> str:
+    ips = speed["items_per_s"]
+    lines = [
+        "| encoder | params (M) | disk MB (fp32) | items/s | student speed-up |",
+        "|---|---|---|---|---|",
+        f"| teacher image | {sizes['teacher_image']['params'] / 1e6:.2f} | {sizes['teacher_image']['disk_mb']:.1f} | {ips['teacher_image']:.0f} | |",
+        f"| student image | {sizes['student_image']['params'] / 1e6:.2f} ({100 * sizes['student_image']['params'] / sizes['teacher_image']['params']:.0f}%) "
+        f"| {sizes['student_image']['disk_mb']:.1f} | {ips['student_image']:.0f} | {speed['image_speedup']:.2f}x |",
+        f"| teacher text | {sizes['teacher_text']['params'] / 1e6:.2f} | {sizes['teacher_text']['disk_mb']:.1f} | {ips['teacher_text']:.0f} | |",
+        f"| student text (full context) | {sizes['student_text']['params'] / 1e6:.2f} ({100 * sizes['student_text']['params'] / sizes['teacher_text']['params']:.0f}%) "
+        f"| {sizes['student_text']['disk_mb']:.1f} | {ips['student_text']:.0f} | {speed['text_speedup']:.2f}x |",
+        f"| student text (actual length) | | | {ips['student_text_trimmed']:.0f} | {speed['text_speedup_trimmed']:.2f}x |",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(metrics: dict[str, Any], path: Path, cfg) -> None:
+    split = metrics["test_split"]
+    speed = metrics["speed"]
+    text = f"""# Compression run `{cfg.name}`
+
+Teacher `{cfg.teacher.model}` (pretrained: {cfg.teacher.pretrained or "trained from scratch"}), student image
+backbone `{cfg.student.image_backbone}`, student text layers {metrics["student_text_layers"]} of the teacher's.
+Device {metrics["device"]}, {metrics["torch_threads"]} torch threads.
+
+## Retrieval on the test split ({split["images"]} images, {split["captions"]} captions)
+
+{retrieval_table(metrics["retrieval"], cfg.eval.ks)}
+
+## Size and speed (measured side by side in this run, batch {speed["batch_size"]}, {speed["device"]})
+
+{size_speed_table(metrics["sizes"], speed)}
+
+## Time per phase (s)
+
+| phase | seconds |
+|---|---|
+""" + "\n".join(f"| {k} | {v:.0f} |" for k, v in metrics["seconds"].items()) + "\n"
+    atomic_write_bytes(path, text.encode())

@@ -1,0 +1,79 @@
+"""`python -m compression.run`: distil a CLIP teacher into a small dual encoder and evaluate it.
+
+With no arguments: the offline default (synthetic benchmark, teacher trained from scratch, CPU).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from compression.config import CONFIG_DIR, ConfigError, load_config
+
+logger = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "pocketclip"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    bundled = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    p = argparse.ArgumentParser(
+        prog="python -m compression.run",
+        description="Two-stage (MoTIS) compression of a CLIP teacher into a small dual encoder, then "
+        "recall@K evaluation. Re-running the same command resumes an interrupted run.",
+    )
+    p.add_argument("--config", default=None, help=f"YAML config file or bundled name ({bundled}); default: offline")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set stage2.kd_weight=0 (repeatable)")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent folder of run directories (default: runs)")
+    p.add_argument("--name", default=None, help="run directory name under --runs-dir (default: the config's run name)")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="where generated data and from-scratch teachers are cached (default: $XDG_CACHE_HOME/pocketclip)")
+    p.add_argument("--restart", action="store_true", help="delete the run directory and start over instead of resuming")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="logging level")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("root", "timm", "open_clip"):
+        if noisy != "root":
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    from compression.checkpoint import CheckpointError
+    from compression.data.readers import DataFormatError
+    from compression.pipeline import RunDirError, run_pipeline
+
+    if args.name:
+        cfg.name = args.name
+    run_dir = args.runs_dir / cfg.name
+    cache_dir = args.cache_dir or default_cache_dir()
+    try:
+        metrics = run_pipeline(cfg, run_dir, cache_dir, restart=args.restart, progress=not args.no_progress)
+    except (RunDirError, DataFormatError, CheckpointError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; run the same command again to resume from the last checkpoint in {run_dir}", file=sys.stderr)
+        return 130
+    r = metrics["retrieval"]
+    ref = r.get("teacher_finetuned", r["teacher_zero_shot"])["rsum"]
+    print((run_dir / "report.md").read_text())
+    print(f"student RSUM {r['student']['rsum']:.1f} = {100 * r['student']['rsum'] / ref:.1f}% of the teacher's {ref:.1f}; "
+          f"run directory: {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""The phases of the recipe: teacher pre-training / fine-tuning, stage 1 and stage 2 distillation.
+
+Each phase trains one tower (or both, for the non-sequential ablation) while the frozen side's
+embeddings are computed once up front: the frozen teacher never runs inside the training loop,
+and the hard negatives of stage 2 are lookups into those fixed embedding tables.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from compression.config import OptimConfig, Stage2Config
+from compression.data.captioned import CaptionedImages, ImageSource
+from compression.data.datasets import ImageDataset, PairIndex
+from compression.embedding import encode_images, encode_tokens, tokenize_all
+from compression.hard_negatives import mine_hard_negatives
+from compression.losses import DistillClipLoss, contrastive_distillation_loss, info_nce_loss
+from compression.trainer import train_phase
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PhaseContext:
+    """What every phase needs besides its data: preprocessing, tokenizer, device, where to checkpoint."""
+
+    transform: Callable
+    tokenizer: Callable
+    device: torch.device
+    seed: int
+    checkpoint: Path | None
+    num_workers: int = 0
+    progress: bool = True
+
+
+def image_batches(source: ImageSource, ctx: PhaseContext, index_batches: list[np.ndarray]) -> Iterator:
+    """Decode + preprocess each index batch (workers optional); yields (images (B,3,S,S), idx (B,))."""
+    loader = DataLoader(
+        ImageDataset(source, ctx.transform),
+        batch_sampler=[b.tolist() for b in index_batches],
+        num_workers=ctx.num_workers,
+    )
+    for images, idx in loader:
+        yield images.to(ctx.device), idx
+
+
+def trim_tokens(tokens: torch.Tensor) -> torch.Tensor:
+    """Cut a (B, L) batch after its longest sequence's EOT (the highest id): same embeddings, less work."""
+    return tokens[:, : int(tokens.argmax(dim=1).max()) + 1]
+
+
+def _norm(x: torch.Tensor) -> torch.Tensor:
+    return F.normalize(x, dim=-1)
+
+
+class CaptionSampler:
+    """An epoch = every image once, each with one of its captions, drawn anew every epoch."""
+
+    def __init__(self, data: CaptionedImages, seed: int):
+        self.pairs = PairIndex(data)
+        self.seed = seed
+        self.choice = self.pairs.sample_caption_per_image(np.random.default_rng([seed, 0]))
+
+    def new_epoch(self, epoch: int) -> None:
+        self.choice = self.pairs.sample_caption_per_image(np.random.default_rng([self.seed, 1 + epoch]))
+
+
+def train_clip(
+    name: str,
+    model: nn.Module,
+    data: CaptionedImages,
+    towers: str,
+    cfg: OptimConfig,
+    ctx: PhaseContext,
+) -> dict[str, float]:
+    """InfoNCE training of an open_clip CLIP: ``towers`` = "both" (pre-training, joint fine-tuning),
+    "image" (text tower frozen) or "text" (image tower frozen; the sequential fine-tuning)."""
+    from compression.models.teacher import set_trainable_towers
+
+    texts, _ = data.flat_captions()
+    tokens = tokenize_all(ctx.tokenizer, texts)
+    sampler = CaptionSampler(data, ctx.seed)
+    model.eval()
+    frozen_text = frozen_image = None
+    if towers == "image":
+        frozen_text = encode_tokens(model.encode_text, tokens, device=ctx.device, desc=f"{name}: text side", trim=False)
+    elif towers == "text":
+        frozen_image = encode_images(model.encode_image, data.images, ctx.transform, device=ctx.device, desc=f"{name}: image side")
+    elif towers != "both":
+        raise ValueError(f"towers must be 'image', 'text' or 'both', got {towers!r}")
+    set_trainable_towers(model, image=towers in ("image", "both"), text=towers in ("text", "both"))
+
+    def make_batches(index_batches):
+        if towers == "text":
+            for idx in index_batches:
+                yield None, torch.from_numpy(idx)
+        else:
+            yield from image_batches(data.images, ctx, index_batches)
+
+    def loss_fn(batch):
+        images, idx = batch
+        cap = torch.from_numpy(sampler.choice[idx.numpy()])
+        if towers == "text":
+            img = frozen_image[idx].to(ctx.device)
+        else:
+            img = _norm(model.encode_image(images))
+        if towers == "image":
+            txt = frozen_text[cap].to(ctx.device)
+        else:
+            txt = _norm(model.encode_text(tokens[cap].to(ctx.device)))
+        return {"infonce_loss": info_nce_loss(img, txt, model.logit_scale.exp())}
+
+    result = train_phase(
+        name, model, cfg, len(data), make_batches, loss_fn, ctx.checkpoint, ctx.seed,
+        on_epoch_start=sampler.new_epoch, progress=ctx.progress, clamp_logit_scale=[model.logit_scale],
+    )
+    model.requires_grad_(False)
+    return result
+
+
+def stage1_image(
+    student: nn.Module, teacher: nn.Module, images: ImageSource, cfg: OptimConfig, temperature: float, ctx: PhaseContext
+) -> dict[str, float]:
+    """Stage 1, images alone: the student image embedding of x must pick the teacher's embedding of x."""
+    target = encode_images(teacher.encode_image, images, ctx.transform, device=ctx.device, desc="stage1 image: teacher")
+    student.requires_grad_(False)
+    student.visual.requires_grad_(True)
+
+    def loss_fn(batch):
+        x, idx = batch
+        return {"distill_loss": contrastive_distillation_loss(_norm(student.visual(x)), target[idx].to(ctx.device), temperature)}
+
+    out = train_phase(
+        "stage1-image", student.visual, cfg, len(images), lambda b: image_batches(images, ctx, b), loss_fn,
+        ctx.checkpoint, ctx.seed, progress=ctx.progress,
+    )
+    student.requires_grad_(False)
+    return out
+
+
+def stage1_text(
+    student: nn.Module, teacher: nn.Module, texts: list[str], cfg: OptimConfig, temperature: float, ctx: PhaseContext
+) -> dict[str, float]:
+    """Stage 1, texts alone: the student text embedding of t must pick the teacher's embedding of t."""
+    tokens = tokenize_all(ctx.tokenizer, texts)
+    target = encode_tokens(teacher.encode_text, tokens, device=ctx.device, desc="stage1 text: teacher", trim=False)
+    student.requires_grad_(False)
+    student.text.requires_grad_(True)
+
+    def loss_fn(idx):
+        idx = torch.from_numpy(idx)
+        emb = _norm(student.text(trim_tokens(tokens[idx]).to(ctx.device)))
+        return {"distill_loss": contrastive_distillation_loss(emb, target[idx].to(ctx.device), temperature)}
+
+    out = train_phase(
+        "stage1-text", student.text, cfg, len(texts), lambda b: iter(b), loss_fn, ctx.checkpoint, ctx.seed,
+        progress=ctx.progress,
+    )
+    student.requires_grad_(False)
+    return out
+
+
+def stage2_student(
+    name: str,
+    student: nn.Module,
+    teacher: nn.Module,
+    data: CaptionedImages,
+    towers: str,
+    cfg: OptimConfig,
+    s2: Stage2Config,
+    distill_temperature: float,
+    ctx: PhaseContext,
+) -> dict[str, float]:
+    """Stage 2 for one student tower (``towers`` = "image" or "text") or both jointly ("both").
+
+    "image": student images against the frozen (fine-tuned) teacher text tower; hard negative texts
+    per image. "text": student texts against the frozen, already trained student image tower; hard
+    negative images per caption. "both": the non-sequential ablation; hard negatives come from
+    embedding banks refreshed with the encoders. Loss: DistillClipLoss (InfoNCE + KD + distill).
+    """
+    texts, owner = data.flat_captions()
+    tokens = tokenize_all(ctx.tokenizer, texts)
+    sampler = CaptionSampler(data, ctx.seed)
+    teacher.eval()
+    student.eval()
+    t_img = encode_images(teacher.encode_image, data.images, ctx.transform, device=ctx.device, desc=f"{name}: teacher images")
+    t_txt = encode_tokens(teacher.encode_text, tokens, device=ctx.device, desc=f"{name}: teacher texts", trim=False)
+    t_scale = teacher.logit_scale.exp().detach().to(ctx.device)
+    image_ids = np.arange(len(data))
+    max_caps = int(max(len(c) for c in data.captions))
+    loss = DistillClipLoss(s2.infonce_weight, s2.kd_weight, s2.distill_weight, s2.kd_temperature, distill_temperature)
+    state: dict[str, torch.Tensor | np.ndarray | None] = {"s_img": None, "s_txt": None, "hard_txt": None, "hard_img": None}
+
+    if towers == "text":  # the image tower is done and frozen: its embeddings are a fixed table
+        state["s_img"] = encode_images(student.encode_image, data.images, ctx.transform, device=ctx.device, desc=f"{name}: student images")
+
+    def on_epoch_start(epoch: int) -> None:
+        sampler.new_epoch(epoch)
+        if s2.hard_negatives == 0 or epoch % s2.hard_negative_refresh:
+            return
+        rng = np.random.default_rng([ctx.seed, 10_000 + epoch])
+        student.eval()
+        if towers in ("image", "both"):  # image queries against the text corpus
+            s_img = encode_images(student.encode_image, data.images, ctx.transform, device=ctx.device, desc=f"{name}: mining")
+            corpus = t_txt if towers == "image" else encode_tokens(student.encode_text, tokens, device=ctx.device)
+            state["hard_txt"] = mine_hard_negatives(s_img, corpus, image_ids, owner, s2.hard_negatives, s2.hard_negative_pool, rng, max_caps)
+            if towers == "both":
+                state["s_txt"], state["s_img"] = corpus, s_img
+        if towers in ("text", "both"):  # caption queries against the image corpus
+            s_txt = encode_tokens(student.encode_text, tokens, device=ctx.device, desc=f"{name}: mining")
+            state["hard_img"] = mine_hard_negatives(s_txt, state["s_img"], owner, image_ids, s2.hard_negatives, s2.hard_negative_pool, rng, 1)
+
+    student.requires_grad_(False)
+    if towers in ("image", "both"):
+        student.visual.requires_grad_(True)
+    if towers in ("text", "both"):
+        student.text.requires_grad_(True)
+    student.logit_scale.requires_grad_(True)
+
+    def make_batches(index_batches):
+        if towers == "text":
+            for idx in index_batches:
+                yield None, torch.from_numpy(idx)
+        else:
+            yield from image_batches(data.images, ctx, index_batches)
+
+    def loss_fn(batch):
+        images, idx = batch
+        cap = torch.from_numpy(sampler.choice[idx.numpy()])
+        img = state["s_img"][idx].to(ctx.device) if towers == "text" else _norm(student.encode_image(images))
+        txt = t_txt[cap].to(ctx.device) if towers == "image" else _norm(student.encode_text(trim_tokens(tokens[cap]).to(ctx.device)))
+        hard_texts = hard_images = None
+        if state["hard_txt"] is not None:
+            bank = t_txt if towers == "image" else state["s_txt"]
+            hard_texts = bank[torch.from_numpy(state["hard_txt"][idx.numpy()])].to(ctx.device)
+        if state["hard_img"] is not None:
+            hard_images = state["s_img"][torch.from_numpy(state["hard_img"][cap.numpy()])].to(ctx.device)
+        return loss(
+            img, txt, student.logit_scale.exp(), t_img[idx].to(ctx.device), t_txt[cap].to(ctx.device), t_scale,
+            trained=towers, hard_texts=hard_texts, hard_images=hard_images,
+        )
+
+    out = train_phase(
+        name, student, cfg, len(data), make_batches, loss_fn, ctx.checkpoint, ctx.seed,
+        on_epoch_start=on_epoch_start, progress=ctx.progress, clamp_logit_scale=[student.logit_scale],
+    )
+    student.requires_grad_(False)
+    return out
