@@ -36,15 +36,13 @@ def encode_tokens(
     batch_size: int = 512,
     device: torch.device | str = "cpu",
     desc: str | None = None,
-    trim: bool = True,
 ) -> torch.Tensor:
-    """tokens (C, L) int64 -> (C, D) float32, L2-normalised. With ``trim`` each batch is cut after its
-    longest sequence's EOT token (same result under a causal mask, less work)."""
+    """tokens (C, L) int64 -> (C, D) float32, L2-normalised. Each batch is cut after its longest
+    sequence's EOT token: ``encode`` must accept that (see models.teacher.text_encoder)."""
     out = []
     for s in tqdm(range(0, tokens.shape[0], batch_size), desc=desc, disable=desc is None, leave=False):
         batch = tokens[s : s + batch_size]
-        if trim:
-            batch = batch[:, : int(batch.argmax(dim=1).max()) + 1]
+        batch = batch[:, : int(batch.argmax(dim=1).max()) + 1]
         out.append(torch.nn.functional.normalize(encode(batch.to(device)).float(), dim=-1).cpu())
     return torch.cat(out)
 

@@ -34,7 +34,7 @@ from compression.data.transforms import image_transform
 from compression.embedding import encode_images, encode_tokens, tokenize_all
 from compression.evaluate import recall_at_k
 from compression.models.student import StudentCLIP, count_parameters, create_student
-from compression.models.teacher import build_tokenizer, create_teacher, freeze, teacher_preprocess
+from compression.models.teacher import build_tokenizer, create_teacher, freeze, teacher_preprocess, text_encoder
 from compression.stages import PhaseContext, stage1_image, stage1_text, stage2_student, train_clip
 
 logger = logging.getLogger(__name__)
@@ -117,12 +117,12 @@ def get_teacher(cfg: RunConfig, data: Datasets, ctx_base: dict, cache_dir: Path)
 
 
 @torch.no_grad()
-def evaluate_model(model: nn.Module, split: CaptionedImages, ctx: PhaseContext, ks: list[int], trim: bool, batch_size: int) -> dict[str, float]:
-    """recall@K both ways + RSUM of any model with encode_image / encode_text."""
+def evaluate_model(model: nn.Module, split: CaptionedImages, ctx: PhaseContext, ks: list[int], batch_size: int) -> dict[str, float]:
+    """recall@K both ways + RSUM of any model with encode_image / encode_text (texts at actual length)."""
     model.eval()
     texts, owner = split.flat_captions()
     img = encode_images(model.encode_image, split.images, ctx.transform, batch_size, ctx.device, ctx.num_workers)
-    txt = encode_tokens(model.encode_text, tokenize_all(ctx.tokenizer, texts), batch_size, ctx.device, trim=trim)
+    txt = encode_tokens(text_encoder(model), tokenize_all(ctx.tokenizer, texts), batch_size, ctx.device)
     return recall_at_k(img, txt, owner, ks)
 
 
@@ -171,11 +171,12 @@ def run_pipeline(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool =
     teacher, teacher_info = get_teacher(cfg, data, ctx_base, cache_dir)
     state.seconds.setdefault("teacher-pretrain", time.time() - t0)
     s = cfg.student
+    torch.manual_seed(cfg.seed)  # the same student init whether the teacher was trained now or read from cache
     student = create_student(teacher, s.image_backbone, s.text_layers, s.image_pretrained, s.image_backbone_kwargs, s.text_layer_ids).to(device)
 
     if "teacher_zero_shot" not in state.metrics:
-        state.metrics["teacher_zero_shot"] = evaluate_model(teacher, data.test, ctx_eval, ks, trim=False, batch_size=bs)
-        state.metrics["student_untrained"] = evaluate_model(student, data.test, ctx_eval, ks, trim=True, batch_size=bs)
+        state.metrics["teacher_zero_shot"] = evaluate_model(teacher, data.test, ctx_eval, ks, batch_size=bs)
+        state.metrics["student_untrained"] = evaluate_model(student, data.test, ctx_eval, ks, batch_size=bs)
         state.save(state_path)
     if state.teacher_file:
         load_weights(teacher, run_dir / state.teacher_file)
@@ -216,9 +217,9 @@ def run_pipeline(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool =
         ctx.checkpoint.unlink(missing_ok=True)
 
     if cfg.stage2.finetune_teacher and "teacher_finetuned" not in state.metrics:
-        state.metrics["teacher_finetuned"] = evaluate_model(teacher, data.test, ctx_eval, ks, trim=False, batch_size=bs)
-    state.metrics["student"] = evaluate_model(student, data.test, ctx_eval, ks, trim=True, batch_size=bs)
-    state.metrics["student_val"] = evaluate_model(student, data.val, ctx_eval, ks, trim=True, batch_size=bs)
+        state.metrics["teacher_finetuned"] = evaluate_model(teacher, data.test, ctx_eval, ks, batch_size=bs)
+    state.metrics["student"] = evaluate_model(student, data.test, ctx_eval, ks, batch_size=bs)
+    state.metrics["student_val"] = evaluate_model(student, data.val, ctx_eval, ks, batch_size=bs)
     state.save(state_path)
 
     sizes = tower_sizes(teacher, student)

@@ -42,10 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("root", "timm", "open_clip"):
-        if noisy != "root":
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    # libraries (open_clip logs to the root logger, faiss's loader) stay at WARNING; ours at --log-level
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("compression").setLevel(args.log_level)
     try:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as e:

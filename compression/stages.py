@@ -23,6 +23,7 @@ from compression.data.datasets import ImageDataset, PairIndex
 from compression.embedding import encode_images, encode_tokens, tokenize_all
 from compression.hard_negatives import mine_hard_negatives
 from compression.losses import DistillClipLoss, contrastive_distillation_loss, info_nce_loss
+from compression.models.teacher import text_encoder
 from compression.trainer import train_phase
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def train_clip(
     model.eval()
     frozen_text = frozen_image = None
     if towers == "image":
-        frozen_text = encode_tokens(model.encode_text, tokens, device=ctx.device, desc=f"{name}: text side", trim=False)
+        frozen_text = encode_tokens(text_encoder(model), tokens, device=ctx.device, desc=f"{name}: text side")
     elif towers == "text":
         frozen_image = encode_images(model.encode_image, data.images, ctx.transform, device=ctx.device, desc=f"{name}: image side")
     elif towers != "both":
@@ -115,7 +116,7 @@ def train_clip(
         if towers == "image":
             txt = frozen_text[cap].to(ctx.device)
         else:
-            txt = _norm(model.encode_text(tokens[cap].to(ctx.device)))
+            txt = _norm(text_encoder(model)(trim_tokens(tokens[cap]).to(ctx.device)))
         return {"infonce_loss": info_nce_loss(img, txt, model.logit_scale.exp())}
 
     result = train_phase(
@@ -151,7 +152,7 @@ def stage1_text(
 ) -> dict[str, float]:
     """Stage 1, texts alone: the student text embedding of t must pick the teacher's embedding of t."""
     tokens = tokenize_all(ctx.tokenizer, texts)
-    target = encode_tokens(teacher.encode_text, tokens, device=ctx.device, desc="stage1 text: teacher", trim=False)
+    target = encode_tokens(text_encoder(teacher), tokens, device=ctx.device, desc="stage1 text: teacher")
     student.requires_grad_(False)
     student.text.requires_grad_(True)
 
@@ -192,7 +193,7 @@ def stage2_student(
     teacher.eval()
     student.eval()
     t_img = encode_images(teacher.encode_image, data.images, ctx.transform, device=ctx.device, desc=f"{name}: teacher images")
-    t_txt = encode_tokens(teacher.encode_text, tokens, device=ctx.device, desc=f"{name}: teacher texts", trim=False)
+    t_txt = encode_tokens(text_encoder(teacher), tokens, device=ctx.device, desc=f"{name}: teacher texts")
     t_scale = teacher.logit_scale.exp().detach().to(ctx.device)
     image_ids = np.arange(len(data))
     max_caps = int(max(len(c) for c in data.captions))

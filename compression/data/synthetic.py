@@ -22,10 +22,10 @@ import math
 import os
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw

@@ -41,8 +41,10 @@ class StudentImageEncoder(nn.Module):
         if backbone not in timm.list_models() and backbone not in timm.list_models(pretrained=True):
             raise ValueError(f"unknown image backbone {backbone!r}; try one of timm.list_models('vit_*')")
         self.backbone = timm.create_model(backbone, pretrained=pretrained, num_classes=0, **(backbone_kwargs or {}))
-        self.proj = nn.Linear(self.backbone.num_features, embed_dim, bias=False)
-        nn.init.normal_(self.proj.weight, std=self.backbone.num_features**-0.5)
+        # pooled width after any pre-logits head (e.g. MobileNetV3's conv_head), else num_features
+        width = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
+        self.proj = nn.Linear(width, embed_dim, bias=False)
+        nn.init.normal_(self.proj.weight, std=width**-0.5)
 
     def forward(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         """images (B, 3, H, W) preprocessed -> (B, D); L2-normalised if ``normalize``."""
@@ -144,6 +146,8 @@ def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) -
 
 class StudentCLIP(nn.Module):
     """The compressed dual encoder; same ``encode_image`` / ``encode_text`` interface as open_clip."""
+
+    accepts_short_text = True  # encode_text takes token sequences cut after their EOT
 
     def __init__(self, spec: dict[str, Any]):
         super().__init__()

@@ -88,3 +88,40 @@ def set_trainable_towers(model: nn.Module, image: bool, text: bool) -> None:
             if not name.startswith("visual.") and name != "logit_scale":
                 p.requires_grad_(True)
     model.logit_scale.requires_grad_(image or text)
+
+
+def encode_text_at_length(model: nn.Module, text: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+    """``model.encode_text`` for token sequences cut shorter than the context length.
+
+    Same computation as open_clip's CLIP.encode_text (token + positional embedding, causal
+    transformer, ln_final, EOT pooling, projection) with the positional embedding and causal mask
+    sliced to the sequence length: the causal mask makes the EOT output independent of the padding
+    after it, so the result equals the full-length one while padding costs nothing. Models without
+    that structure (CustomTextCLIP) fall back to their own encode_text on the full context.
+    """
+    if getattr(model, "accepts_short_text", False):  # the student encodes at any length natively
+        return model.encode_text(text, normalize=normalize)
+    if not hasattr(model, "transformer") or getattr(model, "text_pool_type", "argmax") != "argmax":
+        return model.encode_text(_pad_to_context(model, text), normalize=normalize)
+    length = text.shape[1]
+    x = model.token_embedding(text) + model.positional_embedding[:length]
+    mask = model.attn_mask[:length, :length] if model.attn_mask is not None else None
+    x = model.transformer(x, attn_mask=mask)
+    x = model.ln_final(x)
+    x = x[torch.arange(x.shape[0], device=x.device), text.argmax(dim=-1)]
+    proj = model.text_projection
+    if proj is not None:
+        x = proj(x) if isinstance(proj, nn.Linear) else x @ proj
+    return torch.nn.functional.normalize(x, dim=-1) if normalize else x
+
+
+def text_encoder(model: nn.Module):
+    """A callable (B, L) token ids -> (B, D) for any model here, teacher or student, at any L <= context."""
+    return lambda text: encode_text_at_length(model, text)
+
+
+def _pad_to_context(model: nn.Module, text: torch.Tensor) -> torch.Tensor:
+    ctx = getattr(model, "context_length", None) or text.shape[1]
+    if text.shape[1] >= ctx:
+        return text
+    return torch.nn.functional.pad(text, (0, ctx - text.shape[1]))

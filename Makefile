@@ -1,0 +1,35 @@
+# The two commands of the README: `make run` (the main job, offline default) and `make test`.
+# Both create the virtual environment and install the pinned dependencies on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-fast ablation lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed (torch 2.14.1 wheels), found {sys.version.split()[0]}; set PYTHON=python3.11"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q pip==26.3
+	$(BIN)/python -m pip install -c requirements/constraints.txt -e '.[export,app,dev]'
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/python -m compression.run
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+ablation: setup
+	$(BIN)/python -m compression.ablation
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
