@@ -114,6 +114,7 @@ class RunConfig:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     num_workers: int = 0  # DataLoader workers
     threads: int | None = None  # torch CPU threads; None: torch's default
+    keep_phase_checkpoints: bool = False  # keep every phase's weights (the ablation reuses them)
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)

@@ -212,7 +212,7 @@ def run_pipeline(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool =
         state.seconds[phase] = time.time() - start
         state.metrics.setdefault("losses", {})[phase] = losses
         state.save(state_path)
-        if old and old != out:
+        if old and old != out and not cfg.keep_phase_checkpoints:
             (run_dir / old).unlink(missing_ok=True)
         ctx.checkpoint.unlink(missing_ok=True)
 

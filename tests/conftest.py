@@ -53,3 +53,18 @@ def tiny_overrides() -> list[str]:
 @pytest.fixture
 def tiny_config():
     return load_config(None, TINY_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_overrides):
+    """One finished tiny pipeline run shared by every test that needs a checkpoint.
+
+    Returns (config, root, metrics); the run directory is ``root / "runs" / "tiny"`` and the
+    data/teacher cache ``root / "cache"``.
+    """
+    from compression.pipeline import run_pipeline
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    cfg = load_config(None, tiny_overrides)
+    metrics = run_pipeline(cfg, root / "runs" / "tiny", root / "cache", progress=False)
+    return cfg, root, metrics

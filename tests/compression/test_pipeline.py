@@ -10,16 +10,6 @@ from compression.pipeline import RunDirError, load_teacher, planned_phases, run_
 from compression.run import main
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, tiny_overrides):
-    from compression.config import load_config
-
-    root = tmp_path_factory.mktemp("run")
-    cfg = load_config(None, tiny_overrides)
-    metrics = run_pipeline(cfg, root / "runs" / "tiny", root / "cache", progress=False)
-    return cfg, root, metrics
-
-
 def test_run_dir_is_complete_and_self_describing(tiny_run):
     cfg, root, metrics = tiny_run
     run_dir = root / "runs" / "tiny"

@@ -1,0 +1,111 @@
+"""`python -m compression.ablation`: the paper's ablation table (full recipe vs w/o stage 1, KD, HN, sequential).
+
+Variants share the phases their configs have in common: the full run keeps every phase's weights,
+and each variant starts from a copy of the shared ones (e.g. "w/o KD" re-runs only stage 2), so
+the table costs one full run plus the differing phases, and the differences are due to the
+ablated component alone (same teacher, same stage 1, same seeds).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from compression.checkpoint import atomic_write_bytes, atomic_write_json
+from compression.config import ConfigError, config_digest, load_config
+from compression.pipeline import STATE_FILE, RunState, run_pipeline
+from compression.run import default_cache_dir
+
+logger = logging.getLogger(__name__)
+
+STAGE1 = ["stage1-image", "stage1-text"]
+TEACHER_FT = ["teacher-ft-image", "teacher-ft-text"]
+
+# name -> (config overrides, phases reused from the full run)
+VARIANTS: dict[str, tuple[list[str], list[str]]] = {
+    "full recipe": ([], []),
+    "w/o stage 1": (["stage1.enabled=false"], TEACHER_FT),
+    "w/o KD": (["stage2.kd_weight=0"], STAGE1 + TEACHER_FT),
+    "w/o HN": (["stage2.hard_negatives=0"], STAGE1 + TEACHER_FT),
+    "w/o sequential": (["stage2.sequential=false"], STAGE1),
+}
+
+
+def slug(name: str) -> str:
+    return name.replace("w/o ", "wo-").replace(" ", "-")
+
+
+def seed_from_full(full_dir: Path, variant_dir: Path, digest: str, shared: list[str]) -> None:
+    """Start ``variant_dir`` with the shared phases of the full run already done (weights copied)."""
+    if (variant_dir / STATE_FILE).is_file() or not shared:
+        return
+    full = RunState.load(full_dir / STATE_FILE)
+    state = RunState(config_digest=digest, done=list(shared))
+    state.metrics = {k: v for k, v in full.metrics.items() if k in ("teacher_zero_shot", "student_untrained")}
+    state.seconds = {k: v for k, v in full.seconds.items() if k in shared}
+    (variant_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    for phase in shared:
+        src = full_dir / "checkpoints" / f"{phase}.safetensors"
+        shutil.copy2(src, variant_dir / "checkpoints" / src.name)
+        if phase.startswith("teacher-"):
+            state.teacher_file = f"checkpoints/{src.name}"
+        else:
+            state.student_file = f"checkpoints/{src.name}"
+    state.save(variant_dir / STATE_FILE)
+
+
+def ablation_table(results: dict[str, dict], ks: list[int]) -> str:
+    full = results["full recipe"]["rsum"]
+    head = "| variant | " + " | ".join(f"T→I R@{k}" for k in ks) + " | " + " | ".join(f"I→T R@{k}" for k in ks) + " | RSUM | Δ RSUM |"
+    lines = [head, "|" + "---|" * (2 * len(ks) + 3)]
+    for name, r in results.items():
+        cells = [f"{r[f't2i_R@{k}']:.1f}" for k in ks] + [f"{r[f'i2t_R@{k}']:.1f}" for k in ks]
+        delta = "" if name == "full recipe" else f"{r['rsum'] - full:+.1f}"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['rsum']:.1f} | {delta} |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m compression.ablation", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    p.add_argument("--config", default=None, help="base config (default: offline)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override for every variant")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME",
+                   help=f"which rows to run (default: all): {', '.join(VARIANTS)}")
+    p.add_argument("--out", type=Path, default=Path("runs/ablation"), help="folder for the variant runs and report.md")
+    p.add_argument("--cache-dir", type=Path, default=None, help="data/teacher cache (default: as compression.run)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("compression").setLevel(logging.INFO)
+    cache = args.cache_dir or default_cache_dir()
+    variants = ["full recipe"] + [v for v in args.variants if v != "full recipe"]
+    results: dict[str, dict] = {}
+    try:
+        for name in variants:
+            overrides, shared = VARIANTS[name]
+            cfg = load_config(args.config, args.overrides + overrides + ["keep_phase_checkpoints=true"])
+            cfg.name = slug(name)
+            run_dir = args.out / cfg.name
+            seed_from_full(args.out / slug("full recipe"), run_dir, config_digest(cfg), shared)
+            logger.info("ablation: %s (%s)", name, ", ".join(overrides) or "as configured")
+            metrics = run_pipeline(cfg, run_dir, cache, progress=not args.no_progress)
+            results[name] = metrics["retrieval"]["student"]
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    table = ablation_table(results, cfg.eval.ks)
+    text = f"# Ablation of the student recipe\n\nTest split, student recall@K. Base config: {args.config or 'offline'}.\n\n{table}\n"
+    atomic_write_bytes(args.out / "report.md", text.encode())
+    atomic_write_json(args.out / "results.json", results)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
