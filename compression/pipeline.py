@@ -34,7 +34,13 @@ from compression.data.transforms import image_transform
 from compression.embedding import encode_images, encode_tokens, tokenize_all
 from compression.evaluate import recall_at_k
 from compression.models.student import StudentCLIP, count_parameters, create_student
-from compression.models.teacher import build_tokenizer, create_teacher, freeze, teacher_preprocess, text_encoder
+from compression.models.teacher import (
+    build_tokenizer,
+    create_teacher,
+    freeze,
+    teacher_preprocess,
+    text_encoder,
+)
 from compression.stages import PhaseContext, stage1_image, stage1_text, stage2_student, train_clip
 
 logger = logging.getLogger(__name__)
@@ -78,7 +84,7 @@ class RunState:
     seconds: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path) -> "RunState | None":
+    def load(cls, path: Path) -> RunState | None:
         if not path.is_file():
             return None
         return cls(**read_json(path, "run state"))
@@ -163,7 +169,10 @@ def run_pipeline(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool =
     context_length = tokenizer_probe.positional_embedding.shape[0]
     del tokenizer_probe
     tokenizer = build_tokenizer(cfg.teacher.model, context_length)
-    ctx_base = dict(transform=image_transform(pre), tokenizer=tokenizer, device=device, seed=cfg.seed, num_workers=cfg.num_workers, progress=progress)
+    ctx_base = {
+        "transform": image_transform(pre), "tokenizer": tokenizer, "device": device, "seed": cfg.seed,
+        "num_workers": cfg.num_workers, "progress": progress,
+    }
     ctx_eval = PhaseContext(checkpoint=None, **ctx_base)
     ks, bs = cfg.eval.ks, cfg.eval.batch_size
 

@@ -122,19 +122,24 @@ def retrieval_table(retrieval: dict[str, dict[str, float]], ks: list[int]) -> st
 
 
 def size_speed_table(sizes: dict[str, dict[str, float]], speed: dict[str, Any]) -> str:
-    ips = speed["items_per_s"]
-    lines = [
-        "| encoder | params (M) | disk MB (fp32) | items/s | student speed-up |",
-        "|---|---|---|---|---|",
-        f"| teacher image | {sizes['teacher_image']['params'] / 1e6:.2f} | {sizes['teacher_image']['disk_mb']:.1f} | {ips['teacher_image']:.0f} | |",
-        f"| student image | {sizes['student_image']['params'] / 1e6:.2f} ({100 * sizes['student_image']['params'] / sizes['teacher_image']['params']:.0f}%) "
-        f"| {sizes['student_image']['disk_mb']:.1f} | {ips['student_image']:.0f} | {speed['image_speedup']:.2f}x |",
-        f"| teacher text, full {speed['context_length']}-token context | {sizes['teacher_text']['params'] / 1e6:.2f} | {sizes['teacher_text']['disk_mb']:.1f} | {ips['teacher_text']:.0f} | |",
-        f"| student text, full {speed['context_length']}-token context | {sizes['student_text']['params'] / 1e6:.2f} ({100 * sizes['student_text']['params'] / sizes['teacher_text']['params']:.0f}%) "
-        f"| {sizes['student_text']['disk_mb']:.1f} | {ips['student_text']:.0f} | {speed['text_speedup']:.2f}x |",
-        f"| teacher text, {speed['actual_length']} tokens (batch's longest caption) | | | {ips['teacher_text_actual']:.0f} | |",
-        f"| student text, {speed['actual_length']} tokens | | | {ips['student_text_actual']:.0f} | {speed['text_speedup_actual']:.2f}x |",
+    ips, ctx, actual = speed["items_per_s"], speed["context_length"], speed["actual_length"]
+
+    def size_cells(name: str, ref: str | None) -> str:
+        params = sizes[name]["params"]
+        share = f" ({100 * params / sizes[ref]['params']:.0f}%)" if ref else ""
+        return f"{params / 1e6:.2f}{share} | {sizes[name]['disk_mb']:.1f}"
+
+    rows = [
+        ("teacher image", size_cells("teacher_image", None), ips["teacher_image"], ""),
+        ("student image", size_cells("student_image", "teacher_image"), ips["student_image"], f"{speed['image_speedup']:.2f}x"),
+        (f"teacher text, full {ctx}-token context", size_cells("teacher_text", None), ips["teacher_text"], ""),
+        (f"student text, full {ctx}-token context", size_cells("student_text", "teacher_text"), ips["student_text"],
+         f"{speed['text_speedup']:.2f}x"),
+        (f"teacher text, {actual} tokens (longest caption in batch)", " | ", ips["teacher_text_actual"], ""),
+        (f"student text, {actual} tokens", " | ", ips["student_text_actual"], f"{speed['text_speedup_actual']:.2f}x"),
     ]
+    lines = ["| encoder | params (M) | disk MB (fp32) | items/s | student speed-up |", "|---|---|---|---|---|"]
+    lines += [f"| {name} | {cells} | {rate:.0f} | {up} |" for name, cells, rate, up in rows]
     return "\n".join(lines)
 
 

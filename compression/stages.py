@@ -41,6 +41,10 @@ class PhaseContext:
     num_workers: int = 0
     progress: bool = True
 
+    def bar(self, desc: str) -> str | None:
+        """A progress-bar label, or None (no bar) when progress is off."""
+        return desc if self.progress else None
+
 
 def image_batches(source: ImageSource, ctx: PhaseContext, index_batches: list[np.ndarray]) -> Iterator:
     """Decode + preprocess each index batch (workers optional); yields (images (B,3,S,S), idx (B,))."""
@@ -92,9 +96,9 @@ def train_clip(
     model.eval()
     frozen_text = frozen_image = None
     if towers == "image":
-        frozen_text = encode_tokens(text_encoder(model), tokens, device=ctx.device, desc=f"{name}: text side")
+        frozen_text = encode_tokens(text_encoder(model), tokens, device=ctx.device, desc=ctx.bar(f"{name}: text side"))
     elif towers == "text":
-        frozen_image = encode_images(model.encode_image, data.images, ctx.transform, device=ctx.device, desc=f"{name}: image side")
+        frozen_image = encode_images(model.encode_image, data.images, ctx.transform, device=ctx.device, desc=ctx.bar(f"{name}: image side"))
     elif towers != "both":
         raise ValueError(f"towers must be 'image', 'text' or 'both', got {towers!r}")
     set_trainable_towers(model, image=towers in ("image", "both"), text=towers in ("text", "both"))
@@ -131,7 +135,7 @@ def stage1_image(
     student: nn.Module, teacher: nn.Module, images: ImageSource, cfg: OptimConfig, temperature: float, ctx: PhaseContext
 ) -> dict[str, float]:
     """Stage 1, images alone: the student image embedding of x must pick the teacher's embedding of x."""
-    target = encode_images(teacher.encode_image, images, ctx.transform, device=ctx.device, desc="stage1 image: teacher")
+    target = encode_images(teacher.encode_image, images, ctx.transform, device=ctx.device, desc=ctx.bar("stage1 image: teacher"))
     student.requires_grad_(False)
     student.visual.requires_grad_(True)
 
@@ -152,7 +156,7 @@ def stage1_text(
 ) -> dict[str, float]:
     """Stage 1, texts alone: the student text embedding of t must pick the teacher's embedding of t."""
     tokens = tokenize_all(ctx.tokenizer, texts)
-    target = encode_tokens(text_encoder(teacher), tokens, device=ctx.device, desc="stage1 text: teacher")
+    target = encode_tokens(text_encoder(teacher), tokens, device=ctx.device, desc=ctx.bar("stage1 text: teacher"))
     student.requires_grad_(False)
     student.text.requires_grad_(True)
 
@@ -192,8 +196,8 @@ def stage2_student(
     sampler = CaptionSampler(data, ctx.seed)
     teacher.eval()
     student.eval()
-    t_img = encode_images(teacher.encode_image, data.images, ctx.transform, device=ctx.device, desc=f"{name}: teacher images")
-    t_txt = encode_tokens(text_encoder(teacher), tokens, device=ctx.device, desc=f"{name}: teacher texts")
+    t_img = encode_images(teacher.encode_image, data.images, ctx.transform, device=ctx.device, desc=ctx.bar(f"{name}: teacher images"))
+    t_txt = encode_tokens(text_encoder(teacher), tokens, device=ctx.device, desc=ctx.bar(f"{name}: teacher texts"))
     t_scale = teacher.logit_scale.exp().detach().to(ctx.device)
     image_ids = np.arange(len(data))
     max_caps = int(max(len(c) for c in data.captions))
@@ -201,7 +205,7 @@ def stage2_student(
     state: dict[str, torch.Tensor | np.ndarray | None] = {"s_img": None, "s_txt": None, "hard_txt": None, "hard_img": None}
 
     if towers == "text":  # the image tower is done and frozen: its embeddings are a fixed table
-        state["s_img"] = encode_images(student.encode_image, data.images, ctx.transform, device=ctx.device, desc=f"{name}: student images")
+        state["s_img"] = encode_images(student.encode_image, data.images, ctx.transform, device=ctx.device, desc=ctx.bar(f"{name}: student images"))
 
     def on_epoch_start(epoch: int) -> None:
         sampler.new_epoch(epoch)
@@ -210,13 +214,13 @@ def stage2_student(
         rng = np.random.default_rng([ctx.seed, 10_000 + epoch])
         student.eval()
         if towers in ("image", "both"):  # image queries against the text corpus
-            s_img = encode_images(student.encode_image, data.images, ctx.transform, device=ctx.device, desc=f"{name}: mining")
+            s_img = encode_images(student.encode_image, data.images, ctx.transform, device=ctx.device, desc=ctx.bar(f"{name}: mining"))
             corpus = t_txt if towers == "image" else encode_tokens(student.encode_text, tokens, device=ctx.device)
             state["hard_txt"] = mine_hard_negatives(s_img, corpus, image_ids, owner, s2.hard_negatives, s2.hard_negative_pool, rng, max_caps)
             if towers == "both":
                 state["s_txt"], state["s_img"] = corpus, s_img
         if towers in ("text", "both"):  # caption queries against the image corpus
-            s_txt = encode_tokens(student.encode_text, tokens, device=ctx.device, desc=f"{name}: mining")
+            s_txt = encode_tokens(student.encode_text, tokens, device=ctx.device, desc=ctx.bar(f"{name}: mining"))
             state["hard_img"] = mine_hard_negatives(s_txt, state["s_img"], owner, image_ids, s2.hard_negatives, s2.hard_negative_pool, rng, 1)
 
     student.requires_grad_(False)

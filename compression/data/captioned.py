@@ -1,9 +1,10 @@
 """The data types every reader returns: image sources and images with captions."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -35,7 +36,7 @@ class ArrayImages:
     def load(self, index: int) -> Image.Image:
         return Image.fromarray(self.array[index], mode="RGB")
 
-    def subset(self, indices: Sequence[int]) -> "ArrayImages":
+    def subset(self, indices: Sequence[int]) -> ArrayImages:
         return ArrayImages(self.array[np.asarray(indices, dtype=np.int64)])
 
 
@@ -57,7 +58,7 @@ class FileImages:
         except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise ImageDecodeError(f"cannot decode image {path}: {e}") from e
 
-    def subset(self, indices: Sequence[int]) -> "FileImages":
+    def subset(self, indices: Sequence[int]) -> FileImages:
         return FileImages([self.paths[i] for i in indices])
 
 

@@ -25,7 +25,7 @@ def select_text_layers(n_teacher: int, n_student: int) -> list[int]:
     if n_student == 1:
         return [n_teacher - 1]
     step = (n_teacher - 1) / (n_student - 1)
-    return [int(math.floor(i * step + 0.5)) for i in range(n_student)]
+    return [math.floor(i * step + 0.5) for i in range(n_student)]
 
 
 def build_causal_mask(length: int) -> torch.Tensor:
@@ -97,7 +97,7 @@ class StudentTextEncoder(nn.Module):
         return F.normalize(x, dim=-1) if normalize else x
 
     @classmethod
-    def from_teacher(cls, teacher: nn.Module, layer_ids: list[int]) -> "StudentTextEncoder":
+    def from_teacher(cls, teacher: nn.Module, layer_ids: list[int]) -> StudentTextEncoder:
         """Initialise from an open_clip CLIP: its embeddings, the chosen blocks, ln_final, projection."""
         blocks = teacher.transformer.resblocks
         n = len(blocks)

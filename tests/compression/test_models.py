@@ -5,7 +5,7 @@ import torch
 from compression.models.student import StudentCLIP, create_student, select_text_layers
 from compression.models.teacher import build_tokenizer, create_teacher
 
-TINY_IMAGE = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=2)
+TINY_IMAGE = {"img_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 2, "num_heads": 2}
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from compression.run import main
 
 
 def test_run_dir_is_complete_and_self_describing(tiny_run):
-    cfg, root, metrics = tiny_run
+    cfg, root, _ = tiny_run
     run_dir = root / "runs" / "tiny"
     for name in ("student.safetensors", "student.json", "teacher.safetensors", "teacher.json", "metrics.json", "report.md", "state.json"):
         assert (run_dir / name).is_file(), name
@@ -81,7 +81,7 @@ def test_interrupt_then_resume_gives_the_same_student(tiny_run, tmp_path, monkey
     def interrupting(name, module, opt, n_items, make_batches, loss_fn, checkpoint, seed, **kw):
         if name == "stage2-image" and calls["n"] == 0:
             calls["n"] += 1
-            opt1 = type(opt)(**{**opt.__dict__})
+            opt1 = type(opt)(**opt.__dict__)
             # run the real loop but stop it at the start of the second epoch
             orig_start = kw.get("on_epoch_start")
 
