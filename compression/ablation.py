@@ -1,9 +1,11 @@
 """`python -m compression.ablation`: the paper's ablation table (full recipe vs w/o stage 1, KD, HN, sequential).
 
-Variants share the phases their configs have in common: the full run keeps every phase's weights,
-and each variant starts from a copy of the shared ones (e.g. "w/o KD" re-runs only stage 2), so
-the table costs one full run plus the differing phases, and the differences are due to the
-ablated component alone (same teacher, same stage 1, same seeds).
+The "full recipe" row is the main job's own run (``runs/offline`` for the offline default: run or
+resumed here, a no-op when `python -m compression.run` has finished). Variants share the phases
+their configs have in common with it: the full run keeps every phase's weights
+(``keep_phase_checkpoints``), and each variant starts from a copy of the shared ones (e.g. "w/o KD"
+re-runs only stage 2), so the table costs one full run plus the differing phases, and the
+differences are due to the ablated component alone (same teacher, same stage 1, same seeds).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from compression.checkpoint import atomic_write_bytes, atomic_write_json
 from compression.config import ConfigError, config_digest, load_config
-from compression.pipeline import STATE_FILE, RunState, run_pipeline
+from compression.pipeline import STATE_FILE, RunDirError, RunState, run_pipeline
 from compression.run import default_cache_dir
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,11 @@ def seed_from_full(full_dir: Path, variant_dir: Path, digest: str, shared: list[
     (variant_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     for phase in shared:
         src = full_dir / "checkpoints" / f"{phase}.safetensors"
+        if not src.is_file():
+            raise RunDirError(
+                f"{src} is missing: the full run must keep its phase weights "
+                f"(--set keep_phase_checkpoints=true for the main job, then run it again)"
+            )
         shutil.copy2(src, variant_dir / "checkpoints" / src.name)
         if phase.startswith("teacher-"):
             state.teacher_file = f"checkpoints/{src.name}"
@@ -73,6 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override for every variant")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME",
                    help=f"which rows to run (default: all): {', '.join(VARIANTS)}")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where the main job's run directory is (default: runs)")
     p.add_argument("--out", type=Path, default=Path("runs/ablation"), help="folder for the variant runs and report.md")
     p.add_argument("--cache-dir", type=Path, default=None, help="data/teacher cache (default: as compression.run)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -87,17 +95,24 @@ def main(argv: list[str] | None = None) -> int:
     variants = ["full recipe"] + [v for v in args.variants if v != "full recipe"]
     results: dict[str, dict] = {}
     try:
+        full_dir = None
         for name in variants:
             overrides, shared = VARIANTS[name]
-            cfg = load_config(args.config, args.overrides + overrides + ["keep_phase_checkpoints=true"])
-            cfg.name = slug(name)
-            run_dir = args.out / cfg.name
-            seed_from_full(args.out / slug("full recipe"), run_dir, config_digest(cfg), shared)
+            cfg = load_config(args.config, args.overrides + overrides)
+            if name == "full recipe":  # exactly the main job's config, so its run is reused
+                full_dir = run_dir = args.runs_dir / cfg.name
+            else:
+                cfg.name = slug(name)
+                run_dir = args.out / cfg.name
+                seed_from_full(full_dir, run_dir, config_digest(cfg), shared)
             logger.info("ablation: %s (%s)", name, ", ".join(overrides) or "as configured")
             metrics = run_pipeline(cfg, run_dir, cache, progress=not args.no_progress)
             results[name] = metrics["retrieval"]["student"]
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
+        return 2
+    except (RunDirError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     table = ablation_table(results, cfg.eval.ks)
     text = f"# Ablation of the student recipe\n\nTest split, student recall@K. Base config: {args.config or 'offline'}.\n\n{table}\n"

@@ -5,14 +5,14 @@ from compression.ablation import VARIANTS, main, slug
 
 
 def test_ablation_reuses_shared_phases(tmp_path, tiny_overrides, capsys):
-    args = ["--out", str(tmp_path / "abl"), "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--variants", "w/o KD", "w/o HN"]
+    args = ["--out", str(tmp_path / "abl"), "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--variants", "w/o KD", "w/o HN"]
     for o in tiny_overrides:
         args += ["--set", o]
     assert main(args) == 0
     out = capsys.readouterr().out
     for row in ("full recipe", "w/o KD", "w/o HN"):
         assert f"| {row} |" in out
-    full = json.loads((tmp_path / "abl" / slug("full recipe") / "state.json").read_text())
+    full = json.loads((tmp_path / "runs" / "offline" / "state.json").read_text())
     no_kd = json.loads((tmp_path / "abl" / slug("w/o KD") / "state.json").read_text())
     shared = VARIANTS["w/o KD"][1]
     # shared phases were copied, not re-run: their recorded durations are the full run's
