@@ -1,0 +1,206 @@
+"""`python -m app.engine`: index galleries and search them from a terminal (desktop use and tests).
+
+    python -m app.engine index --gallery ~/Pictures
+    python -m app.engine search "a red circle" --k 10
+    python -m app.engine similar ~/Pictures/cat.jpg
+    python -m app.engine status --check
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sqlite3
+import sys
+from pathlib import Path
+
+from app.engine.engine import SearchEngine
+from app.engine.runtimes import ModelLoadError, load_encoders
+from app.engine.store import StoreError
+from app.engine.tokenizer import QueryError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = Path("runs") / "offline"
+
+
+def default_data_dir() -> Path:
+    """$POCKETCLIP_DATA_DIR, else $XDG_DATA_HOME/pocketclip, else ~/.local/share/pocketclip."""
+    if os.environ.get("POCKETCLIP_DATA_DIR"):
+        return Path(os.environ["POCKETCLIP_DATA_DIR"])
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "pocketclip"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m app.engine",
+        description="Private photo search on this machine: index gallery folders with the compressed CLIP, "
+        "then find photos by describing them. The index lives in --data-dir; galleries are only read.",
+    )
+    p.add_argument("--data-dir", type=Path, default=default_data_dir(),
+                   help="where the index is kept (default: $POCKETCLIP_DATA_DIR or $XDG_DATA_HOME/pocketclip, "
+                   "i.e. %(default)s)")
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL,
+                   help="a run directory with student.json (PyTorch), an export bundle with manifest.json "
+                   "(ExecuTorch / Core ML, files checked against their sha256), or a folder of bundles "
+                   "(default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="PyTorch threads for a run-directory model (default: to index, the cores the decode "
+                   "workers leave; to search, 1: a single query on a small model is fastest on one thread)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what the engine does (INFO level)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           help="index | search | similar | status (each has its own --help)")
+
+    ix = sub.add_parser("index", help="scan galleries and encode new or changed photos (resumable)",
+                        description="Scan the gallery folders for new, changed, moved and deleted photos, then encode "
+                        "what is new in batches. Interrupt it at any time: the next run resumes where it stopped.")
+    ix.add_argument("--gallery", type=Path, action="append", required=True, metavar="DIR",
+                    help="a gallery folder; repeat for several. Together they are the whole gallery: photos "
+                    "under folders not given are dropped from the index (unreadable folders are kept)")
+    ix.add_argument("--batch-size", type=int, default=None,
+                    help="photos encoded per batch (default: what the runtime prefers, 32 for PyTorch)")
+    ix.add_argument("--workers", type=int, default=2, help="threads decoding photos ahead of the encoder (default: 2)")
+    ix.add_argument("--throttle", type=float, default=0.0, metavar="SECONDS",
+                    help="pause after each batch, to spare battery and heat (tests use it to interrupt a run "
+                    "mid-way; default: 0)")
+    ix.add_argument("--retry-skipped", action="store_true",
+                    help="try again the photos skipped before as unreadable (e.g. after installing a HEIC plugin)")
+    ix.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    se = sub.add_parser("search", help="find photos matching a description",
+                        description="Encode the query with the text encoder and rank every indexed photo (exact top-K).")
+    se.add_argument("query", help='what to look for, e.g. "a red circle on a white background"')
+    se.add_argument("--k", type=int, default=10, help="how many photos to list (default: 10)")
+    se.add_argument("--rerank", type=int, default=0, metavar="M",
+                    help="re-score the best M with the teacher when --model is a run directory that has one "
+                    "(slower, more accurate; default: 0 = off)")
+    se.add_argument("--json", action="store_true", help="print results as JSON")
+
+    si = sub.add_parser("similar", help="find photos similar to a photo",
+                        description="Rank indexed photos by similarity to PHOTO (an indexed photo or any image file).")
+    si.add_argument("photo", type=Path, help="the query photo")
+    si.add_argument("--k", type=int, default=10, help="how many photos to list (default: 10)")
+    si.add_argument("--json", action="store_true", help="print results as JSON")
+
+    st = sub.add_parser("status", help="what the index holds", description="Counts of indexed, pending and skipped photos.")
+    st.add_argument("--check", action="store_true", help="also verify the index's consistency (exit 1 if not)")
+    st.add_argument("--json", action="store_true", help="print as JSON")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def _print_results(results, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([{"path": r.path, "score": round(r.score, 6)} for r in results], indent=2))
+    elif not results:
+        print("no photos indexed yet: run `python -m app.engine index --gallery DIR` first")
+    else:
+        for r in results:
+            print(f"{r.score:7.4f}  {r.path}")
+
+
+def _index(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from app.engine.runtimes.torch_runtime import default_index_threads
+
+    encoders = load_encoders(args.model, threads=args.threads or default_index_threads(args.workers))
+    with SearchEngine(args.data_dir, encoders) as engine:
+        for note in engine.notes:
+            print(f"note: {note}", file=sys.stderr)
+        if args.retry_skipped:
+            print(f"{engine.store.retry_failed()} skipped photos queued again")
+        scan = engine.scan(args.gallery)
+        print(scan.summary())
+        for root in scan.report.unavailable:
+            print(f"warning: could not read {root}; its photos are kept as they were", file=sys.stderr)
+        bar = None if args.no_progress else tqdm(total=0, unit="photo", desc="indexing", dynamic_ncols=True)
+
+        def progress(done: int, total: int) -> None:
+            if bar is not None:
+                bar.total = total
+                bar.n = done
+                bar.refresh()
+
+        try:
+            report = engine.index(progress, batch_size=args.batch_size, decode_workers=args.workers,
+                                  throttle_s=args.throttle)
+        finally:
+            if bar is not None:
+                bar.close()
+        print("index: " + report.summary())
+        for reason, examples in sorted(report.examples.items()):
+            print(f"  skipped ({reason}): e.g. {', '.join(examples)}")
+        if engine.store.compact():
+            print("index: embedding matrix compacted")
+        st = engine.stats()
+        print(f"index holds {st.indexed} photos ({st.pending} pending, {st.failed} skipped) in {args.data_dir}")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from app.engine.rerank import TeacherReranker
+
+    encoders = load_encoders(args.model, threads=args.threads or 1)
+    reranker = None
+    rerank = getattr(args, "rerank", 0)
+    if rerank > 0:
+        if TeacherReranker.available(args.model):
+            reranker = TeacherReranker(args.model)
+        else:
+            print(f"note: no teacher in {args.model}; --rerank ignored", file=sys.stderr)
+    with SearchEngine(args.data_dir, encoders, readonly=True, reranker=reranker) as engine:
+        if args.command == "similar":
+            results = engine.search_image(args.photo, args.k)
+        else:
+            results = engine.search_text(args.query, args.k, rerank_top_m=rerank)
+    _print_results(results, args.json)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from app.engine.store import EmbeddingStore
+
+    with EmbeddingStore(args.data_dir, readonly=True) as store:
+        st = store.stats()
+        problems = store.check() if args.check else []
+    if args.json:
+        print(json.dumps({**st.__dict__, "problems": problems}, indent=2))
+    else:
+        print(f"{args.data_dir}: {st.photos} photos, {st.indexed} indexed, {st.pending} pending, {st.failed} skipped; "
+              f"{st.rows} embedding rows ({st.dead_rows} dead), model {st.model_id} dim {st.embed_dim}")
+        for reason, n in sorted(st.failures.items()):
+            print(f"  skipped: {n} {reason}")
+        for problem in problems:
+            print(f"  PROBLEM: {problem}")
+    return 1 if problems else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "index":
+            return _index(args)
+        if args.command in ("search", "similar"):
+            return _search(args)
+        return _status(args)
+    except (ModelLoadError, StoreError, QueryError) as e:
+        print(f"app.engine {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as e:  # a reader met a damaged index; the writer repairs it on open
+        print(f"app.engine {args.command}: error: the index in {args.data_dir} is damaged ({e}); "
+              f"run `python -m app.engine index` to rebuild it", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"app.engine {args.command}: interrupted; the index is consistent, run again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

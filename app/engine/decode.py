@@ -1,0 +1,226 @@
+"""Safe photo decoding (any mode to RGB, EXIF orientation, size limits) and the eval preprocessing.
+
+The preprocessing is compression's ``image_transform`` (shortest side to ``image_size`` with PIL
+bicubic, centre crop, /255, normalise by mean/std) written with PIL and numpy only, so that the
+engine runs where torch does not (a phone with ExecuTorch or Core ML). ``tests/app/test_decode.py``
+checks that both give the same tensor.
+
+Nothing here writes to the photo: files are opened read-only and non-blocking.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from app.engine.fingerprint import fingerprint_bytes
+
+logger = logging.getLogger(__name__)
+
+# The resize policy every model here is trained with (compression.models.teacher.Preprocess.resize).
+RESIZE_POLICY = "shortest-side bicubic resize to image_size, then center crop image_size x image_size"
+
+# Reasons a photo is skipped, as counted in index reports.
+MISSING = "missing"
+PERMISSION_DENIED = "permission denied"
+NOT_A_FILE = "not a regular file"
+EMPTY_FILE = "empty file"
+TOO_LARGE_FILE = "file too large"
+NOT_AN_IMAGE = "not an image"
+DECOMPRESSION_BOMB = "decompression bomb"
+CORRUPT = "corrupt or truncated image"
+UNSUPPORTED_MODE = "unsupported colour mode"
+CHANGED_WHILE_READING = "changed while reading"
+READ_ERROR = "read error"
+
+
+class PhotoDecodeError(Exception):
+    """A photo that cannot be turned into pixels; ``reason`` is one of the module's reason strings."""
+
+    def __init__(self, path: str | Path, reason: str, detail: str = ""):
+        self.path = str(path)
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+@dataclass(frozen=True)
+class ImagePreprocess:
+    """How an RGB image becomes the model's input; mirrors compression.models.teacher.Preprocess."""
+
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "preprocess") -> ImagePreprocess:
+        """From a checkpoint's ``meta["preprocess"]`` or a bundle manifest's equivalent."""
+        try:
+            size, mean, std = int(d["image_size"]), tuple(map(float, d["mean"])), tuple(map(float, d["std"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{where}: needs image_size, mean and std ({e!r})") from e
+        resize = d.get("resize", RESIZE_POLICY)
+        if resize != RESIZE_POLICY:
+            raise ValueError(f"{where}: unsupported resize policy {resize!r}; the engine implements {RESIZE_POLICY!r}")
+        if len(mean) != 3 or len(std) != 3 or size <= 0:
+            raise ValueError(f"{where}: image_size {size}, mean {mean}, std {std} are not a valid RGB preprocessing")
+        return cls(size, mean, std)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Guards against files that would exhaust memory, and the JPEG fast path."""
+
+    max_file_bytes: int = 256 * 1024 * 1024  # larger files are skipped without reading them
+    max_pixels: int = 64_000_000  # pixels to decode (after JPEG draft scaling); more is a "bomb"
+    jpeg_draft: bool = True  # decode big JPEGs at a reduced DCT scale, still >= draft_factor x image_size
+    draft_factor: int = 4
+
+
+@dataclass
+class LoadedPhoto:
+    """A decoded, preprocessed photo and the identity of the exact bytes it came from."""
+
+    pixels: np.ndarray  # (3, S, S) float32, normalised
+    size: int  # bytes, from fstat of the file that was read
+    mtime_ns: int
+    fingerprint: bytes
+
+
+def preprocess_image(image: Image.Image, pre: ImagePreprocess) -> np.ndarray:
+    """RGB PIL image -> (3, S, S) float32: torchvision Resize(S, bicubic) + CenterCrop(S) + ToTensor + Normalize."""
+    if image.mode != "RGB":
+        raise ValueError(f"preprocess_image expects an RGB image, got mode {image.mode!r}")
+    s = pre.image_size
+    w, h = image.size
+    if w <= h:
+        new_w, new_h = s, int(s * h / w)
+    else:
+        new_w, new_h = int(s * w / h), s
+    if (new_w, new_h) != (w, h):
+        image = image.resize((new_w, new_h), Image.Resampling.BICUBIC)
+    top, left = round((new_h - s) / 2.0), round((new_w - s) / 2.0)  # as torchvision center_crop
+    image = image.crop((left, top, left + s, top + s))
+    x = np.asarray(image, dtype=np.uint8).astype(np.float32) / np.float32(255)
+    x = (x - np.asarray(pre.mean, dtype=np.float32)) / np.asarray(pre.std, dtype=np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode -> RGB: alpha composited on white, 16/32-bit and float scaled to 8 bits.
+
+    Raises ValueError for a mode PIL cannot convert (e.g. LAB without a colour profile).
+    """
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(image).astype(np.float64)
+        if mode == "F":
+            arr = arr * 255.0 if arr.size and arr.max() <= 1.0 else arr
+        elif mode.startswith("I;16") or (arr.size and arr.max() > 255):
+            arr = arr / 257.0  # 16-bit range to 8-bit
+        grey = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
+        return grey.convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        image, mode = image.convert("RGBA"), "RGBA"
+    if mode in ("RGBA", "LA", "La", "RGBa", "PA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")  # L, 1, P, CMYK, YCbCr, ...
+
+
+def read_photo_bytes(path: str | Path, limits: DecodeLimits) -> tuple[bytes, int, int]:
+    """(content, size, mtime_ns) of a regular file, read once, read-only. Raises PhotoDecodeError."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError as e:
+        raise PhotoDecodeError(path, MISSING) from e
+    except PermissionError as e:
+        raise PhotoDecodeError(path, PERMISSION_DENIED) from e
+    except OSError as e:  # ELOOP, ENAMETOOLONG, EIO ...
+        raise PhotoDecodeError(path, READ_ERROR, e.strerror or str(e)) from e
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise PhotoDecodeError(path, NOT_A_FILE)
+        if st.st_size == 0:
+            raise PhotoDecodeError(path, EMPTY_FILE)
+        if st.st_size > limits.max_file_bytes:
+            raise PhotoDecodeError(path, TOO_LARGE_FILE, f"{st.st_size} bytes > {limits.max_file_bytes}")
+        chunks, remaining = [], st.st_size + 1  # one byte more: notices a file that grew
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 8 * 1024 * 1024))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+        after = os.fstat(fd)
+    except PermissionError as e:
+        raise PhotoDecodeError(path, PERMISSION_DENIED) from e
+    except OSError as e:
+        raise PhotoDecodeError(path, READ_ERROR, e.strerror or str(e)) from e
+    finally:
+        os.close(fd)
+    if len(data) != st.st_size or after.st_mtime_ns != st.st_mtime_ns or after.st_size != st.st_size:
+        raise PhotoDecodeError(path, CHANGED_WHILE_READING)
+    return data, st.st_size, st.st_mtime_ns
+
+
+def decode_rgb(data: bytes, path: str | Path, limits: DecodeLimits, target_size: int | None = None) -> Image.Image:
+    """Encoded bytes -> RGB PIL image, EXIF orientation applied; first frame of animations.
+
+    ``target_size`` (the model's image size) enables the JPEG draft fast path. Raises PhotoDecodeError.
+    """
+    try:
+        image = Image.open(BytesIO(data))
+    except Image.DecompressionBombError as e:
+        raise PhotoDecodeError(path, DECOMPRESSION_BOMB, str(e)) from e
+    except Image.UnidentifiedImageError as e:
+        raise PhotoDecodeError(path, NOT_AN_IMAGE) from e
+    except Exception as e:
+        raise PhotoDecodeError(path, CORRUPT, f"{type(e).__name__}: {e}") from e
+    try:
+        if limits.jpeg_draft and target_size and image.format in ("JPEG", "MPO"):
+            want = limits.draft_factor * target_size
+            image.draft(image.mode, (want, want))  # DCT scaling keeps both sides >= want
+        w, h = image.size
+        if w <= 0 or h <= 0 or w * h > limits.max_pixels:
+            raise PhotoDecodeError(path, DECOMPRESSION_BOMB, f"{w}x{h} pixels > {limits.max_pixels}")
+        image.load()
+    except PhotoDecodeError:
+        raise
+    except MemoryError as e:
+        raise PhotoDecodeError(path, DECOMPRESSION_BOMB, "out of memory while decoding") from e
+    except Exception as e:
+        raise PhotoDecodeError(path, CORRUPT, f"{type(e).__name__}: {e}") from e
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception as e:  # noqa: BLE001 - a malformed EXIF block must not cost the photo: keep it unrotated
+        logger.debug("%s: ignoring unreadable EXIF orientation (%s)", path, e)
+    try:
+        return to_rgb(image)
+    except (ValueError, OSError) as e:
+        raise PhotoDecodeError(path, UNSUPPORTED_MODE, f"mode {image.mode}: {e}") from e
+
+
+def load_photo(path: str | Path, pre: ImagePreprocess, limits: DecodeLimits | None = None) -> LoadedPhoto:
+    """Read, decode and preprocess one photo. Raises PhotoDecodeError with a countable reason."""
+    limits = limits or DecodeLimits()
+    data, size, mtime_ns = read_photo_bytes(path, limits)
+    image = decode_rgb(data, path, limits, target_size=pre.image_size)
+    try:
+        pixels = preprocess_image(image, pre)
+    except (ValueError, OSError) as e:
+        raise PhotoDecodeError(path, CORRUPT, f"{type(e).__name__}: {e}") from e
+    return LoadedPhoto(pixels=pixels, size=size, mtime_ns=mtime_ns, fingerprint=fingerprint_bytes(data))

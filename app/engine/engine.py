@@ -1,0 +1,212 @@
+"""SearchEngine: the facade the app and the CLI use - scan galleries, index them, search them."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+
+from app.engine.decode import DecodeLimits, PhotoDecodeError, load_photo
+from app.engine.indexer import Indexer, IndexJob, IndexReport, Progress
+from app.engine.rerank import TeacherReranker
+from app.engine.runtimes.base import Encoders
+from app.engine.scanner import ScanPlan, ScanReport, plan_changes, walk_gallery
+from app.engine.search import SearchResult, top_k_rows
+from app.engine.store import EmbeddingStore, StoreError, StoreStats
+from app.engine.tokenizer import QueryError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ScanResult:
+    """A walk of the galleries and what it changed in the store."""
+
+    plan: ScanPlan
+    report: ScanReport
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        text = f"scan: {self.report.files} photos in {self.report.folders} folders, {self.plan.summary()} ({self.seconds:.2f}s)"
+        if self.report.skipped:
+            text += "; skipped " + ", ".join(f"{n} {r}" for r, n in sorted(self.report.skipped.items()))
+        return text
+
+
+@dataclass
+class UpdateResult:
+    scan: ScanResult
+    index: IndexReport
+    compacted: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class SearchEngine:
+    """Everything the app does except drawing: one data directory, one model.
+
+    ``readonly=True`` searches an index another process may be writing (the CLI's search);
+    the default opens it for writing (scans, indexing), taking the data directory's writer lock.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        encoders: Encoders,
+        readonly: bool = False,
+        reranker: TeacherReranker | None = None,
+        limits: DecodeLimits | None = None,
+    ):
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        self.encoders = encoders
+        self.reranker = reranker
+        self.limits = limits or DecodeLimits()
+        self.store = EmbeddingStore(self.data_dir, readonly=readonly)
+        self._jobs: list[IndexJob] = []
+        self.notes: list[str] = [self.store.recovered] if self.store.recovered else []
+        try:
+            if readonly:
+                st = self.store.stats()
+                if st.model_id is not None and (st.model_id, st.embed_dim) != (encoders.model_id, encoders.embed_dim):
+                    raise StoreError(
+                        f"the index in {self.data_dir} was built with model {st.model_id} (dim {st.embed_dim}), "
+                        f"not {encoders.model_id} (dim {encoders.embed_dim}); run `index` with this model to rebuild it"
+                    )
+            elif self.store.bind_model(encoders.model_id, encoders.embed_dim) and self.store.recovered:
+                self.notes.append(self.store.recovered)
+        except BaseException:
+            self.store.close()
+            raise
+
+    # ------------------------------------------------------------------ indexing
+
+    def scan(self, roots: Iterable[str | Path]) -> ScanResult:
+        """Walk ``roots`` (the complete set of gallery folders) and record new/changed/moved/deleted photos.
+
+        Photos under a root or folder that cannot be listed right now (unmounted card, permission
+        revoked) are kept, not deleted.
+        """
+        start = time.perf_counter()
+        report = ScanReport()
+        known = self.store.known_photos()
+        files = walk_gallery(roots, report, exclude=[self.data_dir])
+        plan = plan_changes(files, known, keep_roots=report.unavailable)
+        self.store.apply_plan(plan)
+        result = ScanResult(plan, report, time.perf_counter() - start)
+        logger.info(result.summary())
+        return result
+
+    def indexer(self, batch_size: int | None = None, decode_workers: int = 2, throttle_s: float = 0.0) -> Indexer:
+        return Indexer(self.store, self.encoders, batch_size, decode_workers, self.limits, throttle_s)
+
+    def index(self, progress: Progress | None = None, cancel=None, batch_size: int | None = None,
+              decode_workers: int = 2, throttle_s: float = 0.0) -> IndexReport:
+        """Encode every pending photo (blocking); see :class:`Indexer`."""
+        return self.indexer(batch_size, decode_workers, throttle_s).run(progress, cancel)
+
+    def update(self, roots: Iterable[str | Path], progress: Progress | None = None, cancel=None,
+               batch_size: int | None = None, decode_workers: int = 2, throttle_s: float = 0.0) -> UpdateResult:
+        """Scan, index what changed, compact the matrix if many rows died."""
+        scan = self.scan(roots)
+        report = self.index(progress, cancel, batch_size, decode_workers, throttle_s)
+        compacted = False if report.cancelled else self.store.compact()
+        return UpdateResult(scan, report, compacted, list(self.notes))
+
+    def start_update(self, roots: Iterable[str | Path], progress: Progress | None = None,
+                     batch_size: int | None = None, decode_workers: int = 2, throttle_s: float = 0.0) -> IndexJob:
+        """:meth:`update` in a background thread (the app's launch-time refresh); search works meanwhile."""
+        roots = list(roots)
+
+        def work(cancel) -> IndexReport:
+            return self.update(roots, progress, cancel, batch_size, decode_workers, throttle_s).index
+
+        job = IndexJob(work)
+        self._jobs = [j for j in self._jobs if not j.done] + [job]
+        return job
+
+    # ------------------------------------------------------------------ search
+
+    def search_text(self, query: str, k: int = 10, rerank_top_m: int = 0) -> list[SearchResult]:
+        """Photos best matching ``query``, best first, at most ``k`` (fewer if the gallery is smaller).
+
+        ``rerank_top_m`` > 0 re-scores the best max(k, M) with the teacher when one is loaded.
+        Raises QueryError for an empty query or k < 1.
+        """
+        _check_k(k)
+        tokens = self.encoders.tokenizer.encode_query(query)
+        q = self.encoders.encode_tokens(tokens)[0]
+        if self.reranker is not None and rerank_top_m > 0:
+            candidates = self.search_vector(q, max(k, rerank_top_m))
+            return self.reranker.rerank(query, candidates)[:k]
+        return self.search_vector(q, k)
+
+    def search_image(self, path: str | Path, k: int = 10) -> list[SearchResult]:
+        """Photos most similar to the photo at ``path`` (itself excluded when it is in the index)."""
+        _check_k(k)
+        path = os.path.abspath(os.path.expanduser(str(path)))
+        stored = self.store.embedding_of_path(path)
+        if stored is not None:
+            photo_id, q = stored
+            return self.search_vector(q, k, exclude_id=photo_id)
+        try:
+            pixels = load_photo(path, self.encoders.preprocess, self.limits).pixels
+        except PhotoDecodeError as e:
+            raise QueryError(f"cannot use {path} as a query: {e.reason}") from e
+        return self.search_vector(self.encoders.encode_images(pixels[None])[0], k)
+
+    def search_vector(self, query: np.ndarray, k: int, exclude_id: int | None = None) -> list[SearchResult]:
+        """Top ``k`` photos for an embedding (D,). Photos deleted from the store or from disk never appear."""
+        _check_k(k)
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        if not np.isfinite(q).all():
+            raise QueryError("the query embedding is not finite (encoder failure)")
+        snap = self.store.snapshot()
+        want = k + (exclude_id is not None)
+        fetch = min(snap.live, want + 8)
+        while True:
+            rows, scores = top_k_rows(snap, q, fetch)
+            ids = snap.photo_ids[rows]
+            paths = self.store.paths_of(ids.tolist())
+            results = []
+            for pid, score in zip(ids.tolist(), scores.tolist()):
+                path = paths.get(pid)
+                if path is None or pid == exclude_id or not os.path.exists(path):
+                    continue  # deleted since the snapshot, the query itself, or gone from disk
+                results.append(SearchResult(path, float(score), pid))
+                if len(results) == k:
+                    return results
+            if fetch >= snap.live:
+                return results
+            fetch = min(snap.live, fetch * 2)
+
+    # ------------------------------------------------------------------ state
+
+    def stats(self) -> StoreStats:
+        return self.store.stats()
+
+    def close(self) -> None:
+        """Stop background work (after its batch in flight) and release the store."""
+        for job in self._jobs:
+            job.cancel()
+        for job in self._jobs:
+            try:
+                job.wait()
+            except Exception as e:  # noqa: BLE001 - closing must not fail because a finished job had failed
+                logger.warning("background indexing had failed: %s", e)
+        self._jobs = []
+        self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise QueryError(f"k must be a whole number >= 1, got {k!r}")

@@ -1,0 +1,102 @@
+"""Encoder runtimes behind one interface, and ``load_encoders(path)``: the factory choosing among them.
+
+* a run directory (``student.json``): PyTorch, for development;
+* a bundle (``manifest.json``): verified file by file against the manifest's sha256, then run by
+  the runtime its ``backend`` names that this platform has: ExecuTorch (desktop Python runtime, or
+  the Java API through pyjnius on Android) or Core ML (coremltools on macOS, pyobjus on iOS);
+* a folder of bundles: the first one this platform can run, Core ML first on Apple platforms.
+
+Platform bridges are imported only on their platform.
+"""
+from __future__ import annotations
+
+import logging
+import platform
+from pathlib import Path
+
+from app.engine.runtimes.base import Encoders, ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Encoders", "ModelLoadError", "load_encoders", "runtime_for_backend"]
+
+
+def runtime_for_backend(backend: str) -> str:
+    """Which runtime runs a bundle of ``backend`` here: a key of ``_OPENERS``, or ModelLoadError."""
+    from app.engine.runtimes.android import on_android
+    from app.engine.runtimes.ios import on_ios
+
+    if backend == "executorch-xnnpack":
+        return "android" if on_android() else "executorch"
+    if backend == "coreml":
+        if on_ios():
+            return "ios"
+        if platform.system() == "Darwin":
+            return "coreml"
+        raise ModelLoadError(f"a Core ML bundle runs only on macOS or iOS (this is {platform.system()})")
+    raise ModelLoadError(f"unknown bundle backend {backend!r} (expected 'executorch-xnnpack' or 'coreml')")
+
+
+def _open_bundle(path: Path, verify: bool) -> Encoders:
+    from app.engine.runtimes.bundle import read_bundle
+
+    bundle = read_bundle(path, verify=verify)
+    kind = runtime_for_backend(bundle.manifest["backend"])
+    if kind == "executorch":
+        from app.engine.runtimes.executorch_runtime import ExecuTorchEncoders
+
+        return ExecuTorchEncoders(bundle)
+    if kind == "coreml":
+        from app.engine.runtimes.coreml_runtime import CoreMLEncoders
+
+        return CoreMLEncoders(bundle)
+    if kind == "android":
+        from app.engine.runtimes.android import AndroidExecuTorchEncoders
+
+        return AndroidExecuTorchEncoders(bundle)
+    from app.engine.runtimes.ios import IOSCoreMLEncoders
+
+    return IOSCoreMLEncoders(bundle)
+
+
+def _bundle_preference(manifest_backend: str) -> int:
+    apple = platform.system() == "Darwin"
+    return 0 if (manifest_backend == "coreml") == apple else 1
+
+
+def load_encoders(path: str | Path, verify: bool = True, threads: int | None = None) -> Encoders:
+    """The encoders stored at ``path`` (run directory, bundle, or folder of bundles). Raises ModelLoadError.
+
+    ``threads`` caps PyTorch's intra-op threads (a run directory only; bundles use their runtime's pool).
+    """
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise ModelLoadError(
+            f"model {path} not found: pass --model with a run directory (python -m compression.run) "
+            f"or a bundle (python -m export.executorch)"
+        )
+    if (path / "student.json").is_file():
+        from app.engine.runtimes.torch_runtime import TorchEncoders
+
+        return TorchEncoders(path, threads=threads)
+    if (path / "manifest.json").is_file():
+        return _open_bundle(path, verify)
+    candidates = []
+    for sub in sorted(p for p in path.iterdir() if (p / "manifest.json").is_file()):
+        import json
+
+        try:
+            backend = json.loads((sub / "manifest.json").read_text()).get("backend", "")
+        except (OSError, ValueError):
+            continue
+        candidates.append((_bundle_preference(backend), sub))
+    errors = []
+    for _, sub in sorted(candidates):
+        try:
+            return _open_bundle(sub, verify)
+        except ModelLoadError as e:
+            logger.warning("skipping bundle %s: %s", sub, e)
+            errors.append(str(e))
+    if errors:
+        raise ModelLoadError(f"no bundle under {path} runs here: " + " | ".join(errors))
+    raise ModelLoadError(f"{path} is neither a run directory (student.json) nor a bundle (manifest.json)")

@@ -1,0 +1,625 @@
+"""The index on disk: SQLite (WAL) rows for photos and state, embeddings in one contiguous float32 matrix.
+
+Layout of the data directory::
+
+    index.sqlite (+ -wal, -shm)   photos(id, path, size, mtime_ns, fingerprint, state, row, error), meta
+    embeddings-<generation>.f32   row r = bytes [r*D*4, (r+1)*D*4): the embedding of the photo whose row is r
+    writer.lock                   flock held by the one process allowed to write
+
+Crash safety rests on one ordering: a batch's embeddings are appended to the matrix and fsync'ed
+*before* the SQLite transaction that points photos at those rows commits. A process killed at any
+instant therefore leaves either the old state (rows past ``meta.n_rows`` are garbage and are cut
+off on the next open) or the new one; at worst the in-flight batch is encoded again. Compaction
+and model changes write a new generation of the matrix, fsync it, then switch ``meta.matrix_file``
+in one transaction; the unused generation is deleted on the next open.
+
+A photo's embedding stays searchable while the photo waits to be re-encoded (changed file); a
+row no photo points at is dead (masked out of search) until :meth:`EmbeddingStore.compact`.
+A store file SQLite cannot read is moved aside (``index.sqlite.corrupt-<time>``) and a fresh index
+is started: the gallery is never touched, so nothing is lost that re-indexing does not restore.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+
+from app.engine.scanner import KnownPhoto, ScanPlan
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: single-writer is then the caller's business
+    fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DB_NAME = "index.sqlite"
+LOCK_NAME = "writer.lock"
+MATRIX_PREFIX = "embeddings-"
+MATRIX_SUFFIX = ".f32"
+DTYPE = np.dtype("<f4")
+
+PENDING, INDEXED, FAILED = 0, 1, 2
+
+_SCHEMA = """
+CREATE TABLE photos (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    fingerprint BLOB,            -- of the bytes that were encoded (NULL until then)
+    state INTEGER NOT NULL,      -- 0 pending, 1 indexed, 2 failed (skipped)
+    row INTEGER,                 -- embedding row, NULL when the photo has none yet
+    error TEXT                   -- skip reason when failed
+);
+CREATE INDEX photos_state ON photos(state, id);
+CREATE UNIQUE INDEX photos_row ON photos(row);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class StoreError(RuntimeError):
+    """An index that cannot be opened or used as asked; names the data directory."""
+
+
+class StoreBusyError(StoreError):
+    """Another process holds the writer lock of the data directory."""
+
+
+@dataclass(frozen=True)
+class IndexedPhoto:
+    """An encoded photo, with the identity of the bytes that were encoded."""
+
+    id: int
+    embedding: np.ndarray  # (D,) float32, L2-normalised
+    size: int
+    mtime_ns: int
+    fingerprint: bytes
+
+
+@dataclass(frozen=True)
+class FailedPhoto:
+    id: int
+    reason: str
+    size: int | None = None  # when known from the read (else the scanned values stay)
+    mtime_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a search reads: the matrix (a read-only view, never copied) and who owns each row."""
+
+    matrix: np.ndarray  # (N, D) float32, memory-mapped
+    photo_ids: np.ndarray  # (N,) int64, -1 where the row is dead
+    dead_rows: np.ndarray  # (n_dead,) int64 row numbers to mask
+    live: int  # rows with an owner
+
+
+@dataclass
+class StoreStats:
+    photos: int = 0
+    indexed: int = 0
+    pending: int = 0
+    failed: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    rows: int = 0
+    dead_rows: int = 0
+    model_id: str | None = None
+    embed_dim: int | None = None
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on folders
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fdatasync(fd: int) -> None:
+    (getattr(os, "fdatasync", None) or os.fsync)(fd)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+
+
+class EmbeddingStore:
+    """Photo rows + embedding matrix of one data directory. Thread-safe; one writer process at a time.
+
+    ``readonly=True`` opens without the writer lock, for searching while another process indexes:
+    it never writes and sees each commit of the writer on its next :meth:`snapshot`.
+    """
+
+    def __init__(self, data_dir: str | Path, readonly: bool = False):
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        self.readonly = readonly
+        self.recovered: str | None = None  # a message when the store had to be repaired or rebuilt
+        self._lock = threading.RLock()  # guards the connection and cached views
+        self._write_lock = threading.RLock()  # guards the matrix file (taken before _lock, never after)
+        self._lock_fd: int | None = None
+        self._fd: int | None = None
+        self._changes = 0
+        self._snap_key: tuple | None = None
+        self._snap: Snapshot | None = None
+        self._mmap_key: tuple | None = None
+        self._mmap: np.ndarray | None = None
+        if readonly:
+            if not (self.data_dir / DB_NAME).is_file():
+                raise StoreError(f"no index in {self.data_dir}: run `python -m app.engine index --gallery DIR` first")
+            self._conn = self._connect()
+            self._check_schema_version()
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._acquire_writer_lock()
+            try:
+                self._conn = self._open_or_rebuild()
+                self._recover_matrix()
+            except BaseException:
+                self.close()
+                raise
+
+    # ------------------------------------------------------------------ opening and recovery
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / DB_NAME
+
+    def _acquire_writer_lock(self) -> None:
+        if fcntl is None:
+            return
+        fd = os.open(self.data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            os.close(fd)
+            raise StoreBusyError(f"another process is writing the index in {self.data_dir} (lock {LOCK_NAME})") from e
+        self._lock_fd = fd
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None, timeout=10.0)
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
+
+    def _check_schema_version(self) -> int:
+        try:
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.db_path} is not a readable index ({e}); open it for writing to rebuild") from e
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.db_path} has schema version {version}, newer than this engine's {SCHEMA_VERSION}; "
+                f"update the app or use another --data-dir"
+            )
+        if version == 0:
+            raise StoreError(f"no index in {self.data_dir} yet (being created): run `python -m app.engine index` first")
+        if version != SCHEMA_VERSION:
+            raise StoreError(f"{self.db_path} has schema version {version}; open it for writing to rebuild it")
+        return version
+
+    def _open_or_rebuild(self, attempt: int = 0) -> sqlite3.Connection:
+        """A connection to a healthy database of this schema; a corrupt or foreign file is moved aside."""
+        problem = None
+        conn = None
+        try:
+            conn = self._connect()
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                problem = f"integrity check failed: {check}"
+            else:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if version > SCHEMA_VERSION:
+                    conn.close()
+                    raise StoreError(
+                        f"{self.db_path} has schema version {version}, newer than this engine's {SCHEMA_VERSION}; "
+                        f"update the app or use another --data-dir"
+                    )
+                if version == 0 and not tables:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+                elif version != SCHEMA_VERSION or not {"photos", "meta"} <= tables:
+                    problem = f"schema version {version} with tables {sorted(tables)} is not this engine's {SCHEMA_VERSION}"
+        except sqlite3.DatabaseError as e:
+            problem = f"{type(e).__name__}: {e}"
+        if problem is None:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+            return conn
+        if conn is not None:
+            conn.close()
+        if attempt > 0:  # a fresh database fails too: the folder, not the index, is the problem
+            raise StoreError(f"cannot create an index in {self.data_dir}: {problem}")
+        moved = self.db_path.with_name(f"{DB_NAME}.corrupt-{int(time.time())}")
+        self.recovered = f"index {self.db_path} was unreadable ({problem}); moved to {moved.name}, re-indexing from scratch"
+        logger.warning(self.recovered)
+        os.replace(self.db_path, moved)
+        for suffix in ("-wal", "-shm"):
+            side = self.db_path.with_name(DB_NAME + suffix)
+            if side.exists():
+                os.replace(side, moved.with_name(moved.name + suffix))
+        for f in self.data_dir.glob(f"{MATRIX_PREFIX}*{MATRIX_SUFFIX}"):
+            f.unlink()
+        return self._open_or_rebuild(attempt + 1)
+
+    def _meta(self) -> dict[str, str]:
+        return dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+
+    def _set_meta(self, **values: object) -> None:
+        self._conn.executemany(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            [(k, str(v)) for k, v in values.items()],
+        )
+
+    def _recover_matrix(self) -> None:
+        """Make the matrix file agree with the committed row count; drop unused generations."""
+        meta = self._meta()
+        current = meta.get("matrix_file")
+        for f in self.data_dir.glob(f"{MATRIX_PREFIX}*{MATRIX_SUFFIX}"):
+            if f.name != current:
+                logger.info("removing unused embedding file %s", f)
+                f.unlink()
+        if current is None:
+            return
+        dim, n_rows = int(meta["embed_dim"]), int(meta["n_rows"])
+        path = self.data_dir / current
+        row_bytes = dim * DTYPE.itemsize
+        have = path.stat().st_size if path.exists() else 0
+        if have < n_rows * row_bytes:
+            usable = have // row_bytes
+            message = (f"embedding file {path.name} holds {usable} of {n_rows} committed rows; "
+                       f"the photos of the missing rows will be encoded again")
+            logger.warning(message)
+            self.recovered = message
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("UPDATE photos SET state=?, row=NULL WHERE row >= ?", (PENDING, usable))
+            self._set_meta(n_rows=usable)
+            self._conn.execute("COMMIT")
+            n_rows = usable
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        if have > n_rows * row_bytes:
+            logger.info("cutting %d uncommitted bytes off %s", have - n_rows * row_bytes, path.name)
+            os.ftruncate(self._fd, n_rows * row_bytes)
+
+    # ------------------------------------------------------------------ model binding
+
+    def bind_model(self, model_id: str, embed_dim: int) -> bool:
+        """Tie the store to an encoder. A different model or size drops every embedding (the photos
+        are kept and queued again) so results never mix embedding spaces. Returns True if it did."""
+        with self._write_lock, self._lock:
+            self._require_writer()
+            meta = self._meta()
+            if meta.get("model_id") == model_id and meta.get("embed_dim") == str(embed_dim) and "matrix_file" in meta:
+                return False
+            if "model_id" in meta:
+                message = (f"index was built with model {meta.get('model_id')} (dim {meta.get('embed_dim')}), "
+                           f"now {model_id} (dim {embed_dim}): dropping its embeddings and re-indexing")
+                logger.warning(message)
+                self.recovered = message
+            self._switch_matrix(None, embed_dim, extra_meta={"model_id": model_id}, requeue=True)
+            return True
+
+    def _require_writer(self) -> None:
+        if self.readonly:
+            raise StoreError(f"the index in {self.data_dir} was opened read-only")
+
+    def _require_bound(self) -> tuple[int, int]:
+        meta = self._meta()
+        if "matrix_file" not in meta:
+            raise StoreError(f"the index in {self.data_dir} is not bound to a model yet (call bind_model)")
+        return int(meta["embed_dim"]), int(meta["n_rows"])
+
+    def _switch_matrix(self, rows: np.ndarray | None, dim: int, extra_meta: dict | None = None,
+                       requeue: bool = False) -> None:
+        """Write a new matrix generation (``rows``: old row numbers to keep, in order; None keeps none),
+        fsync it, then repoint photos and meta in one transaction; finally delete the old file."""
+        meta = self._meta()
+        old_name = meta.get("matrix_file")
+        gen = int(meta.get("generation", "0")) + 1
+        new_name = f"{MATRIX_PREFIX}{gen}{MATRIX_SUFFIX}"
+        new_path = self.data_dir / new_name
+        fd = os.open(new_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            if rows is not None and len(rows):
+                old = self._matrix_view()
+                offset, chunk = 0, 4096
+                for s in range(0, len(rows), chunk):
+                    block = np.ascontiguousarray(old[rows[s : s + chunk]], dtype=DTYPE).tobytes()
+                    _pwrite_all(fd, block, offset)
+                    offset += len(block)
+            _fdatasync(fd)
+        except BaseException:
+            os.close(fd)
+            new_path.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.data_dir)
+        n_new = 0 if rows is None else len(rows)
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            if rows is None:
+                if requeue:
+                    self._conn.execute("UPDATE photos SET state=? WHERE state=?", (PENDING, INDEXED))
+                self._conn.execute("UPDATE photos SET row=NULL WHERE row IS NOT NULL")
+            else:
+                owners = dict(self._conn.execute("SELECT row, id FROM photos WHERE row IS NOT NULL").fetchall())
+                # new row numbers are ranks of the old ones, so updating in increasing order never collides
+                self._conn.executemany("UPDATE photos SET row=? WHERE id=?",
+                                       [(i, owners[int(r)]) for i, r in enumerate(rows.tolist())])
+            self._set_meta(**{"embed_dim": dim, **(extra_meta or {}), "matrix_file": new_name, "generation": gen,
+                              "n_rows": n_new})
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            os.close(fd)
+            new_path.unlink(missing_ok=True)
+            raise
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = fd
+        self._mmap, self._mmap_key = None, None
+        self._changes += 1
+        if old_name and old_name != new_name:
+            (self.data_dir / old_name).unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ scanning side
+
+    def known_photos(self) -> dict[str, KnownPhoto]:
+        """path -> KnownPhoto for every photo in the store (one query)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT path, id, size, mtime_ns, fingerprint FROM photos").fetchall()
+        return {p: KnownPhoto(i, s, m, f) for p, i, s, m, f in rows}
+
+    def apply_plan(self, plan: ScanPlan) -> None:
+        """Record a scan's findings in one transaction: new photos queued, changed ones queued again
+        (keeping their old embedding searchable until re-encoded), moves renamed, deletions removed."""
+        if not plan.has_changes:
+            return
+        with self._lock:
+            self._require_writer()
+            c = self._conn
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.executemany("DELETE FROM photos WHERE id=?", [(i,) for i in plan.deleted])
+                c.executemany(
+                    "INSERT INTO photos(path, size, mtime_ns, state) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, state=excluded.state",
+                    [(f.path, f.size, f.mtime_ns, PENDING) for f in plan.new],
+                )
+                c.executemany("UPDATE photos SET size=?, mtime_ns=?, state=?, error=NULL WHERE id=?",
+                              [(f.size, f.mtime_ns, PENDING, i) for i, f in plan.changed])
+                c.executemany("UPDATE photos SET path=?, mtime_ns=? WHERE id=?",
+                              [(f.path, f.mtime_ns, i) for i, f in plan.moved])
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            self._changes += 1
+
+    def retry_failed(self) -> int:
+        """Queue every skipped photo again (e.g. after installing a HEIC plugin); returns how many."""
+        with self._lock:
+            self._require_writer()
+            n = self._conn.execute("UPDATE photos SET state=?, error=NULL WHERE state=?", (PENDING, FAILED)).rowcount
+            self._changes += 1
+            return n
+
+    # ------------------------------------------------------------------ indexing side
+
+    def count_pending(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM photos WHERE state=?", (PENDING,)).fetchone()[0]
+
+    def pending_after(self, after_id: int, limit: int) -> list[tuple[int, str, int, int]]:
+        """Up to ``limit`` pending photos with id > after_id: [(id, path, size, mtime_ns)], by id."""
+        with self._lock:
+            return self._conn.execute(
+                "SELECT id, path, size, mtime_ns FROM photos WHERE state=? AND id>? ORDER BY id LIMIT ?",
+                (PENDING, after_id, limit),
+            ).fetchall()
+
+    def commit_batch(self, indexed: Sequence[IndexedPhoto], failed: Sequence[FailedPhoto] = (),
+                     gone: Iterable[int] = ()) -> None:
+        """Append ``indexed`` embeddings (fsync'ed), then in one transaction mark them indexed, record
+        ``failed`` photos, and remove ``gone`` ones (vanished while being indexed)."""
+        self._require_writer()
+        with self._write_lock:  # serialises matrix writers; searches only wait for the commit below
+            with self._lock:
+                dim, n_rows = self._require_bound()
+            if indexed:
+                block = np.stack([np.asarray(p.embedding, dtype=DTYPE).reshape(-1) for p in indexed])
+                if block.shape[1] != dim:
+                    raise StoreError(f"embeddings of size {block.shape[1]} do not fit the index's {dim}")
+                if not np.isfinite(block).all():
+                    raise StoreError("refusing to store non-finite embeddings (encoder failure?)")
+                _pwrite_all(self._fd, block.tobytes(), n_rows * dim * DTYPE.itemsize)
+                _fdatasync(self._fd)
+            with self._lock:
+                self._commit_rows(indexed, failed, gone, n_rows)
+
+    def _commit_rows(self, indexed: Sequence[IndexedPhoto], failed: Sequence[FailedPhoto], gone: Iterable[int],
+                     n_rows: int) -> None:
+        c = self._conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            c.executemany(
+                "UPDATE photos SET state=?, row=?, size=?, mtime_ns=?, fingerprint=?, error=NULL WHERE id=?",
+                [(INDEXED, n_rows + k, p.size, p.mtime_ns, p.fingerprint, p.id) for k, p in enumerate(indexed)],
+            )
+            c.executemany(
+                "UPDATE photos SET state=?, error=?, size=COALESCE(?, size), mtime_ns=COALESCE(?, mtime_ns) WHERE id=?",
+                [(FAILED, f.reason, f.size, f.mtime_ns, f.id) for f in failed],
+            )
+            c.executemany("DELETE FROM photos WHERE id=?", [(i,) for i in gone])
+            self._set_meta(n_rows=n_rows + len(indexed))
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        self._changes += 1
+
+    # ------------------------------------------------------------------ search side
+
+    def _matrix_view(self) -> np.ndarray:
+        """(n_rows, D) float32 memmap of the committed rows (cached until the file or row count changes)."""
+        meta = self._meta()
+        if "matrix_file" not in meta:
+            return np.empty((0, 0), dtype=DTYPE)
+        key = (meta["matrix_file"], int(meta["n_rows"]), int(meta["embed_dim"]))
+        if key != self._mmap_key:
+            name, n, dim = key
+            path = self.data_dir / name
+            have = path.stat().st_size // (dim * DTYPE.itemsize) if path.exists() else 0
+            n = min(n, have)  # a reader may look before the writer repaired a short file
+            if n == 0:
+                self._mmap = np.empty((0, dim), dtype=DTYPE)
+            else:
+                self._mmap = np.memmap(path, dtype=DTYPE, mode="r", shape=(n, dim))
+            self._mmap_key = key
+        return self._mmap  # type: ignore[return-value]
+
+    def snapshot(self) -> Snapshot:
+        """The current matrix and row owners, rebuilt only after a change (this or another process)."""
+        with self._lock:
+            key = (self._changes, self._conn.execute("PRAGMA data_version").fetchone()[0])
+            if key == self._snap_key and self._snap is not None:
+                return self._snap
+            self._conn.execute("BEGIN")  # one read snapshot: meta and rows from the same commit
+            try:
+                matrix = self._matrix_view()
+                owned = self._conn.execute("SELECT row, id FROM photos WHERE row IS NOT NULL AND row < ?",
+                                           (matrix.shape[0],)).fetchall()
+            finally:
+                self._conn.execute("COMMIT")
+            ids = np.full(matrix.shape[0], -1, dtype=np.int64)
+            if owned:
+                pairs = np.asarray(owned, dtype=np.int64)
+                ids[pairs[:, 0]] = pairs[:, 1]
+            dead = np.flatnonzero(ids < 0)
+            self._snap = Snapshot(matrix=matrix, photo_ids=ids, dead_rows=dead, live=len(ids) - len(dead))
+            self._snap_key = key
+            return self._snap
+
+    def paths_of(self, photo_ids: Sequence[int]) -> dict[int, str]:
+        """photo id -> path for the ids that still exist."""
+        if not len(photo_ids):
+            return {}
+        with self._lock:
+            out: dict[int, str] = {}
+            ids = [int(i) for i in photo_ids]
+            for s in range(0, len(ids), 500):
+                part = ids[s : s + 500]
+                q = f"SELECT id, path FROM photos WHERE id IN ({','.join('?' * len(part))})"
+                out.update(self._conn.execute(q, part).fetchall())
+            return out
+
+    def embedding_of_path(self, path: str | Path) -> tuple[int, np.ndarray] | None:
+        """(photo id, (D,) embedding copy) of an indexed photo, or None."""
+        with self._lock:
+            row = self._conn.execute("SELECT id, row FROM photos WHERE path=? AND row IS NOT NULL",
+                                     (str(path),)).fetchone()
+            if row is None:
+                return None
+            matrix = self._matrix_view()
+            if row[1] >= matrix.shape[0]:
+                return None
+            return row[0], np.array(matrix[row[1]])
+
+    def stats(self) -> StoreStats:
+        with self._lock:
+            c = self._conn
+            by_state = dict(c.execute("SELECT state, COUNT(*) FROM photos GROUP BY state").fetchall())
+            failures = dict(c.execute("SELECT error, COUNT(*) FROM photos WHERE state=? GROUP BY error", (FAILED,)))
+            meta = self._meta()
+            owned = c.execute("SELECT COUNT(*) FROM photos WHERE row IS NOT NULL").fetchone()[0]
+        n_rows = int(meta.get("n_rows", 0))
+        return StoreStats(
+            photos=sum(by_state.values()), indexed=by_state.get(INDEXED, 0), pending=by_state.get(PENDING, 0),
+            failed=by_state.get(FAILED, 0), failures=failures, rows=n_rows, dead_rows=n_rows - owned,
+            model_id=meta.get("model_id"), embed_dim=int(meta["embed_dim"]) if "embed_dim" in meta else None,
+        )
+
+    # ------------------------------------------------------------------ maintenance
+
+    def compact(self, min_dead: int = 1024, min_fraction: float = 0.25, force: bool = False) -> bool:
+        """Rewrite the matrix without dead rows when they are many; returns True if it did."""
+        with self._write_lock, self._lock:
+            self._require_writer()
+            st = self.stats()
+            if st.embed_dim is None or st.dead_rows == 0:
+                return False
+            if not force and (st.dead_rows < min_dead or st.dead_rows < min_fraction * st.rows):
+                return False
+            live_rows = np.asarray(
+                [r for (r,) in self._conn.execute("SELECT row FROM photos WHERE row IS NOT NULL ORDER BY row")],
+                dtype=np.int64,
+            )
+            logger.info("compacting the embedding matrix: %d rows, %d dead", st.rows, st.dead_rows)
+            self._switch_matrix(live_rows, st.embed_dim)
+            return True
+
+    def check(self) -> list[str]:
+        """Consistency problems (empty when healthy): schema, rows in range and unique, states coherent."""
+        problems = []
+        with self._lock:
+            c = self._conn
+            if c.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                problems.append("sqlite quick_check failed")
+            meta = self._meta()
+            if "matrix_file" not in meta:
+                return problems
+            dim, n_rows = int(meta["embed_dim"]), int(meta["n_rows"])
+            path = self.data_dir / meta["matrix_file"]
+            size = path.stat().st_size if path.exists() else -1
+            if size < n_rows * dim * DTYPE.itemsize:
+                problems.append(f"{path.name} has {size} bytes, fewer than {n_rows} rows of {dim} floats")
+            bad = c.execute("SELECT COUNT(*) FROM photos WHERE row IS NOT NULL AND (row < 0 OR row >= ?)",
+                            (n_rows,)).fetchone()[0]
+            if bad:
+                problems.append(f"{bad} photos point past the {n_rows} committed rows")
+            unindexed = c.execute("SELECT COUNT(*) FROM photos WHERE state=? AND row IS NULL", (INDEXED,)).fetchone()[0]
+            if unindexed:
+                problems.append(f"{unindexed} indexed photos have no embedding row")
+            if n_rows:
+                m = self._matrix_view()
+                rows = [r for (r,) in c.execute("SELECT row FROM photos WHERE row IS NOT NULL")]
+                if rows and not np.isfinite(m[np.asarray(rows)]).all():
+                    problems.append("non-finite values in live embedding rows")
+        return problems
+
+    def close(self) -> None:
+        with self._lock:
+            conn = getattr(self, "_conn", None)
+            if conn is not None:
+                conn.close()
+                self._conn = None  # type: ignore[assignment]
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            self._mmap = self._snap = None
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # releases the flock
+                self._lock_fd = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,73 @@
+"""Search queries -> token ids: cleaning, length caps and a clear error for queries with nothing in them.
+
+The tokenizer itself is open_clip's byte-level BPE, built either from a checkpoint's tokenizer info
+(the training tokenizer) or from a bundle's own files (``export.bundle.load_tokenizer``); both give
+(B, context_length) ids with ``<start_of_text>`` first and ``<end_of_text>`` (the highest id) last,
+truncated to the context length by open_clip. Emoji and any other Unicode go through BPE bytes.
+"""
+from __future__ import annotations
+
+import logging
+import unicodedata
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+# Characters of a query kept before tokenising (after collapsing whitespace). open_clip keeps the
+# first context_length tokens anyway; the cap only bounds BPE work for a pasted novel. Every BPE
+# token covers at least one character, so 4096 characters hold far more than 77 tokens.
+MAX_QUERY_CHARS = 4096
+
+
+# Unicode categories that show nothing on their own: spaces, format (zero-width, BOM), controls.
+_INVISIBLE = {"Zs", "Cf", "Cc"}
+
+
+class QueryError(ValueError):
+    """A search request that cannot be run as given (empty query, bad K, unreadable query image)."""
+
+
+class QueryTokenizer:
+    """Wraps an open_clip-style tokenizer: list[str] -> (B, context_length) ids (torch or numpy)."""
+
+    def __init__(self, tokenize: Callable[[list[str]], Any], context_length: int, info: dict[str, Any] | None = None):
+        self._tokenize = tokenize
+        self.context_length = int(context_length)
+        self.info = dict(info or {})
+
+    @classmethod
+    def from_checkpoint_info(cls, info: dict[str, Any], where: str = "tokenizer") -> QueryTokenizer:
+        """From ``student.json["tokenizer"]`` = {kind: "open_clip", model, context_length}: the training tokenizer."""
+        if info.get("kind") != "open_clip" or not info.get("model") or not info.get("context_length"):
+            raise ValueError(f"{where}: expected {{kind: 'open_clip', model, context_length}}, got {info!r}")
+        from compression.models.teacher import build_tokenizer  # model definitions only (open_clip configs)
+
+        return cls(build_tokenizer(info["model"], int(info["context_length"])), int(info["context_length"]), info)
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """(B, context_length) int64 token ids, as in training (no query cleaning)."""
+        out = self._tokenize(list(texts))
+        return np.asarray(out.numpy() if hasattr(out, "numpy") else out, dtype=np.int64)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """One query -> (1, L) int64 ids cut right after its EOT token (L <= context_length).
+
+        Raises QueryError for a non-string, an empty or whitespace-only query, or one whose
+        characters all vanish in the tokenizer's cleaning (e.g. only zero-width spaces).
+        """
+        if not isinstance(text, str):
+            raise QueryError(f"a query must be text, got {type(text).__name__}")
+        cleaned = " ".join(text.split())
+        if not any(unicodedata.category(ch) not in _INVISIBLE for ch in cleaned):
+            raise QueryError("empty query: type a few words describing the photo")
+        if len(cleaned) > MAX_QUERY_CHARS:
+            logger.info("query of %d characters cut to %d before tokenising", len(cleaned), MAX_QUERY_CHARS)
+            cleaned = cleaned[:MAX_QUERY_CHARS]
+        tokens = self([cleaned])
+        length = int(tokens[0].argmax()) + 1  # EOT is the highest id
+        if length <= 2:
+            raise QueryError(f"query {text[:40]!r} has nothing the model can read once cleaned")
+        return tokens[:, :length]
