@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 
 class ImageDecodeError(RuntimeError):
@@ -41,7 +41,8 @@ class ArrayImages:
 
 
 class FileImages:
-    """Images on disk, decoded on demand and converted to RGB."""
+    """Images on disk, decoded on demand, turned upright by their EXIF orientation, converted to RGB
+    (the app's decoder does the same, so training and search see photos alike)."""
 
     def __init__(self, paths: Sequence[str | Path]):
         self.paths = [Path(p) for p in paths]
@@ -54,7 +55,7 @@ class FileImages:
         try:
             with Image.open(path) as im:
                 im.load()
-                return im.convert("RGB")
+                return ImageOps.exif_transpose(im).convert("RGB")
         except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise ImageDecodeError(f"cannot decode image {path}: {e}") from e
 

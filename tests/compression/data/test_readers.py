@@ -467,3 +467,15 @@ def test_text_lines_errors(tmp_path):
     bad.write_bytes("fine\n\ncaf\u00e9\n".encode("latin-1"))
     with pytest.raises(DataFormatError, match=r"latin1\.txt: line 3 is not valid UTF-8"):
         read_text_lines(bad)
+
+
+def test_file_images_honour_exif_orientation(tmp_path):
+    from PIL import Image
+
+    from compression.data.captioned import FileImages
+
+    im = Image.new("RGB", (40, 20), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display upright
+    im.save(tmp_path / "rotated.jpg", exif=exif)
+    assert FileImages([tmp_path / "rotated.jpg"]).load(0).size == (20, 40)
