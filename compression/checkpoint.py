@@ -18,6 +18,13 @@ TEACHER_CONFIG = "teacher.json"
 FORMAT_VERSION = 1
 
 
+def _readable(tmp: str | Path) -> None:
+    """mkstemp creates files 0600; give them the permissions a plain open() would (0666 & ~umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+
+
 class CheckpointError(ValueError):
     """A checkpoint that is missing, incomplete or does not fit the model; names the file."""
 
@@ -32,6 +39,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        _readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -49,6 +57,7 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        _readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -64,6 +73,7 @@ def save_weights(module: nn.Module, path: Path) -> None:
     os.close(fd)
     try:
         save_file(state, tmp)
+        _readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,92 @@
+"""What `python -m export.executorch` and `python -m export.coreml` share: flags, defaults, error exits."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from compression.checkpoint import CheckpointError
+from export.bundle import BundleError
+from export.errors import ExportError
+from export.parity import ParityError
+from export.source import DEFAULT_RUN_DIR
+
+logger = logging.getLogger(__name__)
+
+# errors a user can act on: one line on stderr, exit status 2, no traceback
+USER_ERRORS = (CheckpointError, BundleError, ExportError, ParityError, OSError)
+
+
+def default_out_dir(run_dir: Path, backend: str, precision: str, default_precision: str) -> Path:
+    """bundles/<run name>-<backend>[-<precision> when not the backend's default], e.g. bundles/offline-coreml."""
+    suffix = "" if precision == default_precision else f"-{precision}"
+    return Path("bundles") / f"{Path(run_dir).resolve().name}-{backend}{suffix}"
+
+
+def add_common_arguments(
+    p: argparse.ArgumentParser, precisions: tuple[str, ...], default_precision: str
+) -> None:
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=DEFAULT_RUN_DIR,
+        help=f"run directory written by `python -m compression.run` (default: {DEFAULT_RUN_DIR})",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="bundle directory to write (default: bundles/<run>-<backend>[-<precision>]); "
+        "an existing bundle there is replaced only once the new one is complete",
+    )
+    p.add_argument(
+        "--precision",
+        choices=precisions,
+        default=default_precision,
+        help=f"numeric precision of the programs (default: {default_precision})",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="benchmark data cache for calibration and parity (default: $XDG_CACHE_HOME/pocketclip)",
+    )
+    p.add_argument(
+        "--parity-images",
+        type=int,
+        default=256,
+        help="real test images (and all their captions) the parity check runs on (default: 256)",
+    )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip the parity check (the manifest then records that parity was not measured)",
+    )
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def run_command(name: str, export: Callable[[], Path]) -> int:
+    """Run ``export``; user errors become one line on stderr and exit status 2."""
+    try:
+        out = export()
+    except USER_ERRORS as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted; no bundle was changed", file=sys.stderr)
+        return 130
+    print(f"{name}: bundle written to {out}")
+    return 0
+
+
+def configure_logging(level: str) -> None:
+    """Libraries stay at WARNING; ours at ``level``."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+    logging.getLogger("export").setLevel(level)
+    logging.getLogger("__main__").setLevel(level)  # the exporter itself, run with python -m
+    logging.getLogger("compression").setLevel(max(logging.getLevelName(level), logging.WARNING))

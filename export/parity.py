@@ -1,0 +1,495 @@
+"""Numerical parity of a bundle with PyTorch, measured by the runtime that executes the bundle.
+
+On real test images and captions of the run's benchmark: cosine between PyTorch's and the
+exported program's embeddings (per sample, min and mean), recall@K of both on the same split, the
+text program at actual length vs at its longest accepted length, and the bundled tokenizer vs the
+training tokenizer. ``python -m export.parity --bundle DIR`` prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from compression.checkpoint import CheckpointError
+from compression.embedding import encode_tokens
+from compression.evaluate import recall_at_k
+from compression.models.teacher import build_tokenizer
+from export.benchmark import captions_of, cut_after_eot, image_tensors, load_run_datasets, spread_indices
+from export.bundle import BundleError, load_tokenizer, path_bytes, verify_bundle
+from export.runtimes import coreml_prediction_available, open_encoders
+from export.source import ExportSource, load_export_source
+from export.wrappers import export_wrappers
+
+logger = logging.getLogger(__name__)
+
+COSINE_THRESHOLDS = {"fp32": 0.999, "fp16": 0.999, "int8": 0.99}
+# max |actual-length embedding - longest-length embedding| (unit vectors) accepted per precision
+LENGTH_TOLERANCES = {"fp32": 1e-5, "fp16": 5e-3, "int8": 1e-5}
+KS = (1, 5, 10)
+
+
+class ParityError(RuntimeError):
+    """An exported program whose outputs do not match PyTorch's within the stated tolerance."""
+
+
+@dataclass
+class EncoderParity:
+    """Cosine between PyTorch and the program over ``n`` real samples."""
+
+    program: str
+    megabytes: float
+    n: int
+    cos_min: float | None  # None: not measured (no runtime here)
+    cos_mean: float | None
+    threshold: float
+
+    @property
+    def passed(self) -> bool:
+        return self.cos_min is not None and self.cos_min >= self.threshold
+
+
+@dataclass
+class ParityReport:
+    """Everything one parity run measured for one bundle (or why prediction was skipped)."""
+
+    bundle: str
+    backend: str
+    precision: str
+    n_images: int
+    n_captions: int
+    image: EncoderParity | None
+    text: EncoderParity | None
+    recall_pytorch: dict[str, float]
+    recall_exported: dict[str, float] | None
+    length_check: dict[str, Any] | None
+    tokenizer_check: dict[str, Any]
+    runtime: str | None
+    skipped: str | None = None
+    structure: dict[str, Any] | None = None
+    emulation: dict[str, Any] | None = None  # fp16 estimate in PyTorch when the package cannot run here
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["passed"] = self.passed
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """What a manifest records of this run: the measurements and a status, without local paths."""
+        out = self.to_dict()
+        out.pop("bundle", None)
+        out["status"] = "skipped" if self.skipped else ("passed" if self.passed else "failed")
+        return out
+
+
+@torch.no_grad()
+def pytorch_embeddings(
+    source: ExportSource, images: torch.Tensor, tokens: torch.Tensor, batch_size: int = 256
+):
+    """Reference embeddings of the checkpoint in PyTorch fp32: images (N, D), texts (C, D), L2-normalised.
+
+    ``tokens`` (C, context) are encoded cut after each batch's longest EOT (as in evaluation).
+    """
+    student = source.student.eval()
+    img = torch.cat(
+        [
+            F.normalize(student.encode_image(images[s : s + batch_size]), dim=-1)
+            for s in range(0, len(images), batch_size)
+        ]
+    )
+    txt = encode_tokens(student.encode_text, tokens, batch_size=batch_size)
+    return img, txt
+
+
+def _cosines(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return F.cosine_similarity(a.float(), b.float(), dim=-1)
+
+
+def check_parity(
+    bundle_dir: Path,
+    run_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    n_images: int | None = None,
+    n_length_checks: int = 16,
+    source: ExportSource | None = None,
+) -> ParityReport:
+    """Verify ``bundle_dir`` (sha256s) and measure its parity with the checkpoint it was made from.
+
+    ``n_images`` test images (evenly spread; all when None) and all their captions. The exported
+    programs are run one input at a time, as on a phone. Core ML bundles off macOS: prediction is
+    skipped with the reason and the package structure is validated instead.
+    """
+    bundle_dir = Path(bundle_dir)
+    manifest = verify_bundle(bundle_dir)
+    backend, precision = manifest["backend"], manifest["precision"]
+    if source is None:
+        run_dir = (
+            Path(run_dir) if run_dir is not None else Path(manifest.get("source", {}).get("checkpoint", ""))
+        )
+        source = load_export_source(run_dir)
+    want = manifest.get("source", {}).get("weights_sha256")
+    have = source.manifest_section()["weights_sha256"]
+    if want and want != have:
+        raise BundleError(
+            f"bundle {bundle_dir} was made from other weights than {source.run_dir} "
+            f"(sha256 {want[:12]} in the manifest, {have[:12]} on disk); pass the right --checkpoint"
+        )
+
+    test = load_run_datasets(source.run_dir, cache_dir).test
+    idx = spread_indices(len(test), n_images)
+    images = image_tensors(test, source.preprocess, idx)
+    texts, owner = captions_of(test, idx)
+    train_tok = build_tokenizer(source.meta["tokenizer"]["model"], source.context_length)
+    tokens = train_tok(texts)
+    bundled = load_tokenizer(bundle_dir)(texts)
+    tokenizer_check = {"n": len(texts), "identical": bool(torch.equal(tokens, bundled))}
+    ref_img, ref_txt = pytorch_embeddings(source, images, tokens)
+    recall_pt = recall_at_k(ref_img, ref_txt, owner, KS)
+    failures = (
+        [] if tokenizer_check["identical"] else ["bundled tokenizer differs from the training tokenizer"]
+    )
+
+    threshold = COSINE_THRESHOLDS.get(precision, 0.99)
+    sizes = {enc: path_bytes(bundle_dir / manifest[enc]["program"]) / 1e6 for enc in ("image", "text")}
+    report = ParityReport(
+        bundle=str(bundle_dir),
+        backend=backend,
+        precision=precision,
+        n_images=len(idx),
+        n_captions=len(texts),
+        image=None,
+        text=None,
+        recall_pytorch=recall_pt,
+        recall_exported=None,
+        length_check=None,
+        tokenizer_check=tokenizer_check,
+        runtime=None,
+        failures=failures,
+    )
+    if backend == "coreml":
+        from export.coreml import validate_package
+
+        report.structure = validate_package(bundle_dir, manifest)
+        ok, why = coreml_prediction_available()
+        if not ok:
+            report.skipped = why
+            report.image = EncoderParity(
+                manifest["image"]["program"], sizes["image"], 0, None, None, threshold
+            )
+            report.text = EncoderParity(manifest["text"]["program"], sizes["text"], 0, None, None, threshold)
+            logger.warning("%s: parity not measured: %s (package structure validated)", bundle_dir, why)
+            if precision == "fp16":
+                report.emulation = fp16_emulation(source, images, tokens, ref_img, ref_txt, owner)
+            return report
+
+    runner = open_encoders(bundle_dir, manifest)
+    report.runtime = {"executorch-xnnpack": "executorch.runtime (XnnpackBackend)", "coreml": "Core ML"}[
+        backend
+    ]
+    with torch.no_grad():
+        out_img = torch.cat(
+            [
+                runner.encode_image(images[i : i + 1])
+                for i in tqdm(range(len(images)), desc="image program", leave=False, disable=None)
+            ]
+        )
+        seqs = cut_after_eot(tokens)
+        out_txt = torch.cat(
+            [runner.encode_text(s) for s in tqdm(seqs, desc="text program", leave=False, disable=None)]
+        )
+    cos_img, cos_txt = _cosines(out_img, ref_img), _cosines(out_txt, ref_txt)
+    report.image = EncoderParity(
+        manifest["image"]["program"],
+        sizes["image"],
+        len(cos_img),
+        cos_img.min().item(),
+        cos_img.mean().item(),
+        threshold,
+    )
+    report.text = EncoderParity(
+        manifest["text"]["program"],
+        sizes["text"],
+        len(cos_txt),
+        cos_txt.min().item(),
+        cos_txt.mean().item(),
+        threshold,
+    )
+    report.recall_exported = recall_at_k(
+        F.normalize(out_img.float(), dim=-1), F.normalize(out_txt.float(), dim=-1), owner, KS
+    )
+    report.length_check = length_invariance(
+        runner, seqs[:n_length_checks], manifest, LENGTH_TOLERANCES.get(precision, 1e-5)
+    )
+    for name, enc in (("image", report.image), ("text", report.text)):
+        if not enc.passed:
+            report.failures.append(
+                f"{name} program {enc.program}: min cosine {enc.cos_min:.5f} < {enc.threshold}"
+            )
+    if not report.length_check["passed"]:
+        report.failures.append(
+            f"text program at actual length differs from full length by {report.length_check['max_abs_diff']:.2e} "
+            f"> {report.length_check['tolerance']:.0e}"
+        )
+    return report
+
+
+@torch.no_grad()
+def fp16_emulation(
+    source: ExportSource,
+    images: torch.Tensor,
+    tokens: torch.Tensor,
+    ref_img: torch.Tensor,
+    ref_txt: torch.Tensor,
+    owner,
+) -> dict[str, Any]:
+    """The export modules run in float16 by PyTorch on the CPU: an estimate of fp16 rounding alone.
+
+    Not a measurement of a Core ML package (whose kernels, fusions and Neural Engine arithmetic
+    differ); reported next to a skipped Core ML parity so that an fp16 collapse would show.
+    """
+    image, text = export_wrappers(copy.deepcopy(source.student).half())
+    img = torch.cat([image(chunk.half()).float() for chunk in images.split(256)])
+    txt = encode_tokens(lambda t: text(t).float(), tokens, batch_size=256)  # padding-invariant batches
+    cos_img, cos_txt = _cosines(img, ref_img), _cosines(txt, ref_txt)
+    return {
+        "what": "PyTorch CPU float16 run of the export modules (not the .mlpackage)",
+        "image_cos_min": cos_img.min().item(),
+        "image_cos_mean": cos_img.mean().item(),
+        "text_cos_min": cos_txt.min().item(),
+        "text_cos_mean": cos_txt.mean().item(),
+        "recall": recall_at_k(F.normalize(img, dim=-1), F.normalize(txt, dim=-1), owner, KS),
+    }
+
+
+def length_invariance(
+    runner, seqs: list[torch.Tensor], manifest: dict[str, Any], tolerance: float
+) -> dict[str, Any]:
+    """Each (1, L) sequence through the runtime at its own accepted length and at the longest one.
+
+    With the causal mask the EOT output cannot see the padding, so both must agree.
+    """
+    lengths = manifest["text"]["lengths"]
+    longest = lengths["max"] if lengths["kind"] == "range" else max(lengths["values"])
+    diffs, fed = [], []
+    with torch.no_grad():
+        for s in seqs:
+            short = runner.encode_text(s)
+            full = runner.encode_text(s, length=longest)
+            diffs.append((short.float() - full.float()).abs().max().item())
+            fed.append(int(s.shape[1]))
+    worst = max(diffs) if diffs else 0.0
+    return {
+        "n": len(seqs),
+        "actual_lengths": sorted(set(fed)),
+        "compared_with_length": longest,
+        "max_abs_diff": worst,
+        "tolerance": tolerance,
+        "passed": worst <= tolerance,
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# table
+# ------------------------------------------------------------------------------------------------
+
+
+def _recall_cells(r: dict[str, float] | None) -> list[str]:
+    if r is None:
+        return ["-", "-", "-"]
+    t2i = "/".join(f"{r[f't2i_R@{k}']:.1f}" for k in KS)
+    i2t = "/".join(f"{r[f'i2t_R@{k}']:.1f}" for k in KS)
+    return [t2i, i2t, f"{r['rsum']:.1f}"]
+
+
+def _cos_cell(e: EncoderParity | None) -> str:
+    if e is None or e.n == 0:
+        return "skipped"
+    return f"{e.cos_min:.5f}/{e.cos_mean:.5f}"
+
+
+def format_table(reports: list[ParityReport], source: ExportSource | None = None) -> str:
+    """A plain-text table: one row for PyTorch, one per bundle, and the teacher's sizes if known."""
+    head = [
+        "program",
+        "prec",
+        "image MB",
+        "text MB",
+        "image cos min/mean",
+        "text cos min/mean",
+        "t2i R@1/5/10",
+        "i2t R@1/5/10",
+        "RSUM",
+    ]
+    rows = []
+    if reports:
+        r0 = reports[0]
+        sizes = (source.tower_sizes_mb() if source is not None else None) or {}
+        student_mb = [f"{sizes[k]:.2f}" if k in sizes else "-" for k in ("student_image", "student_text")]
+        rows.append(
+            [
+                f"PyTorch student ({r0.n_images} img / {r0.n_captions} capt)",
+                "fp32",
+                *student_mb,
+                "ref",
+                "ref",
+                *_recall_cells(r0.recall_pytorch),
+            ]
+        )
+    for r in reports:
+        name = f"{r.backend} ({Path(r.bundle).name})"
+        status = "" if r.passed else "  FAIL"
+        if r.skipped:
+            status = "  (prediction skipped)"
+        rows.append(
+            [
+                name + status,
+                r.precision,
+                f"{r.image.megabytes:.2f}",
+                f"{r.text.megabytes:.2f}",
+                _cos_cell(r.image),
+                _cos_cell(r.text),
+                *_recall_cells(r.recall_exported),
+            ]
+        )
+        if r.emulation:
+            e = r.emulation
+            rows.append(
+                [
+                    "  fp16 emulated in PyTorch (not the package)",
+                    "fp16",
+                    "",
+                    "",
+                    f"{e['image_cos_min']:.5f}/{e['image_cos_mean']:.5f}",
+                    f"{e['text_cos_min']:.5f}/{e['text_cos_mean']:.5f}",
+                    *_recall_cells(e["recall"]),
+                ]
+            )
+    sizes = (source.tower_sizes_mb() if source is not None else None) or {}
+    if "teacher_image" in sizes and "teacher_text" in sizes:
+        rows.append(
+            [
+                "teacher (fp32 weights, not exported)",
+                "fp32",
+                f"{sizes['teacher_image']:.2f}",
+                f"{sizes['teacher_text']:.2f}",
+                "",
+                "",
+                "",
+                "",
+                "",
+            ]
+        )
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(head, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
+    notes = []
+    for r in reports:
+        if r.skipped:
+            weights = {enc: info["weights"] for enc, info in (r.structure or {}).items()}
+            notes.append(
+                f"{Path(r.bundle).name}: {r.skipped}; packages validated instead (ML program, named inputs/outputs, "
+                f"shapes, token lengths, weight storage {weights})"
+            )
+        if r.length_check:
+            lc = r.length_check
+            notes.append(
+                f"{Path(r.bundle).name}: text at actual length vs length {lc['compared_with_length']}: "
+                f"max |diff| {lc['max_abs_diff']:.1e} over {lc['n']} captions"
+            )
+        for f in r.failures:
+            notes.append(f"FAIL {Path(r.bundle).name}: {f}")
+    return "\n".join(lines + notes)
+
+
+# ------------------------------------------------------------------------------------------------
+# CLI
+# ------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m export.parity",
+        description="Run exported bundles on real test data and compare with PyTorch: cosine per sample, "
+        "recall@K both ways, actual-length vs full-length text. Exit 1 if a check fails.",
+    )
+    p.add_argument(
+        "--bundle",
+        type=Path,
+        action="append",
+        default=None,
+        help="bundle directory (repeatable; default: every bundle under bundles/)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="run directory the bundles were made from (default: the one in each manifest)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="benchmark data cache (default: $XDG_CACHE_HOME/pocketclip)",
+    )
+    p.add_argument(
+        "--images", type=int, default=None, help="test images to use (default: the whole test split)"
+    )
+    p.add_argument("--json", type=Path, default=None, help="also write the reports to this JSON file")
+    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+    logging.getLogger("export").setLevel(args.log_level)
+    bundles = args.bundle or sorted(p.parent for p in Path("bundles").glob("*/manifest.json"))
+    if not bundles:
+        print(
+            "error: no bundle given and none found under bundles/ (run python -m export.executorch first)",
+            file=sys.stderr,
+        )
+        return 2
+    reports, sources = [], {}
+    try:
+        for b in bundles:
+            run_dir = args.checkpoint
+            if run_dir is None:
+                from export.bundle import load_manifest
+
+                run_dir = Path(load_manifest(b).get("source", {}).get("checkpoint", ""))
+            key = str(Path(run_dir).resolve())
+            if key not in sources:
+                sources[key] = load_export_source(Path(run_dir))
+            reports.append(
+                check_parity(b, cache_dir=args.cache_dir, n_images=args.images, source=sources[key])
+            )
+    except (BundleError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_table(reports, next(iter(sources.values()))))
+    if args.json:
+        args.json.write_text(json.dumps([r.to_dict() for r in reports], indent=2) + "\n")
+    return 0 if all(r.passed for r in reports) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
