@@ -5,9 +5,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast ablation lint clean
+.PHONY: setup system-deps run test test-fast ablation lint clean
 
-setup: $(STAMP)
+setup: $(STAMP) system-deps
+
+# The UI tests run the real Kivy app on a virtual screen: Xvfb and an OpenGL driver (Debian packages).
+system-deps:
+	@command -v Xvfb >/dev/null && [ -e /usr/lib/x86_64-linux-gnu/libGL.so.1 -o -e /usr/lib/aarch64-linux-gnu/libGL.so.1 ] || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq xvfb libgl1 libgl1-mesa-dri; }
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed (torch 2.14.1 wheels), found {sys.version.split()[0]}; set PYTHON=python3.11"'

@@ -1,0 +1,401 @@
+"""Thin glue between the UI and the engine: every engine call runs off the UI thread, every answer comes back on it.
+
+The controller imports no Kivy. It is given ``post(fn)``, a function that runs ``fn()`` on the UI
+thread later (the app passes one built on ``Clock.schedule_once``; tests may pass a queue), and a
+:class:`LibraryListener` for the events of the library's life (opened, scanned, indexing progress,
+indexed). Requests (search, similar photos, thumbnails, statistics) take their own callbacks.
+
+Threads: one "engine" worker runs opening and queries in order, one "indexer" thread scans and
+indexes (so a search is answered while photos are still being indexed), and two "thumbs" workers
+make thumbnails. Nothing here decides *what* to do with a photo: that is the engine's business.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from app.engine import QueryError, SearchEngine, SearchResult, load_encoders
+from app.engine.indexer import IndexReport
+from app.engine.runtimes import ModelLoadError
+from app.engine.store import StoreError
+from app.model_info import ModelInfo, ModelInfoError, read_model_info
+from app.thumbnails import GRID_SIZE, ThumbnailCache
+
+logger = logging.getLogger(__name__)
+
+Post = Callable[[Callable[[], None]], None]
+
+THUMBNAIL_DIR = "thumbnails"
+
+
+@dataclass(frozen=True)
+class LibraryStats:
+    """What the index holds and what it costs on disk."""
+
+    photos: int = 0
+    indexed: int = 0
+    pending: int = 0
+    skipped: int = 0
+    index_bytes: int = 0  # the index files (SQLite + embedding matrix)
+    thumbnail_bytes: int = 0
+
+    def describe(self) -> str:
+        """Two lines for a person: the counts, then the sizes on disk."""
+        return (f"{self.indexed} photos indexed, {self.pending} waiting, {self.skipped} unreadable skipped\n"
+                f"index {_human_size(self.index_bytes)} on disk, thumbnails {_human_size(self.thumbnail_bytes)}")
+
+
+def _human_size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.0f} KB"
+
+
+@dataclass(frozen=True)
+class OpenedLibrary:
+    model: ModelInfo | None
+    model_description: str
+    load_seconds: float  # model load + opening the index
+    stats: LibraryStats
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ScanSummary:
+    """What a walk of the gallery folders found changed since the last one."""
+
+    files: int
+    new: int
+    changed: int
+    moved: int
+    deleted: int
+    unavailable: list[str] = field(default_factory=list)
+    first: bool = False  # the scan the app runs on launch
+
+
+@dataclass(frozen=True)
+class IndexProgress:
+    done: int
+    total: int
+    photos_per_second: float
+
+
+@dataclass(frozen=True)
+class IndexOutcome:
+    """How an indexing run ended: its report (None if it failed before starting) and the index afterwards."""
+
+    report: IndexReport | None
+    stats: LibraryStats
+    error: str | None = None
+
+
+class LibraryListener(Protocol):
+    """Receives the library's events, always on the UI thread."""
+
+    def library_opened(self, library: OpenedLibrary) -> None: ...
+
+    def library_failed(self, message: str) -> None: ...
+
+    def scan_finished(self, scan: ScanSummary) -> None: ...
+
+    def index_progress(self, progress: IndexProgress) -> None: ...
+
+    def index_finished(self, outcome: IndexOutcome) -> None: ...
+
+
+def _dir_bytes(path: Path, skip: str | None = None) -> int:
+    total = 0
+    for dirpath, dirnames, files in os.walk(path):
+        if skip is not None and skip in dirnames:
+            dirnames.remove(skip)
+        for name in files:
+            try:
+                total += os.stat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+class AppController:
+    """Runs the engine for the UI. ``open`` first; everything else answers through callbacks on the UI thread."""
+
+    def __init__(self, post: Post, listener: LibraryListener, batch_size: int | None = None,
+                 decode_workers: int = 1, throttle_s: float = 0.0, torch_threads: int = 1):
+        self._post = post
+        self._listener = listener
+        self.batch_size = batch_size  # photos per indexing batch (None: the runtime's preference)
+        self.decode_workers = decode_workers
+        self.throttle_s = throttle_s  # pause after each batch: spares a phone's battery; lets tests watch progress
+        self.torch_threads = torch_threads
+        self._engine_pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
+        self._thumb_pool = ThreadPoolExecutor(2, thread_name_prefix="thumbs")
+        self._engine: SearchEngine | None = None
+        self._thumbs: ThumbnailCache | None = None
+        self._galleries: list[str] = []
+        self._lock = threading.Lock()
+        self._index_thread: threading.Thread | None = None
+        self._cancel = threading.Event()
+        self._rescan = threading.Event()
+        self._retry_skipped = False
+        self._first_scan = True
+        self._search_seq = 0
+        self._closed = False
+
+    # ------------------------------------------------------------------ helpers
+
+    def _deliver(self, fn: Callable[[], None]) -> None:
+        if not self._closed:
+            self._post(fn)
+
+    def _submit(self, fn: Callable[[], None]) -> Future | None:
+        if self._closed:
+            return None
+        return self._engine_pool.submit(self._guard, fn)
+
+    @staticmethod
+    def _guard(fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except Exception:  # a worker must never die silently: the failure is logged with its traceback
+            logger.exception("background task failed")
+
+    @property
+    def galleries(self) -> list[str]:
+        return list(self._galleries)
+
+    @property
+    def is_open(self) -> bool:
+        return self._engine is not None
+
+    @property
+    def is_indexing(self) -> bool:
+        thread = self._index_thread
+        return thread is not None and thread.is_alive()
+
+    def _stats(self) -> LibraryStats:
+        engine = self._engine
+        if engine is None:
+            return LibraryStats()
+        st = engine.stats()
+        return LibraryStats(
+            photos=st.photos, indexed=st.indexed, pending=st.pending, skipped=st.failed,
+            index_bytes=_dir_bytes(engine.data_dir, skip=THUMBNAIL_DIR),
+            thumbnail_bytes=self._thumbs.size_bytes() if self._thumbs else 0,
+        )
+
+    # ------------------------------------------------------------------ opening
+
+    def open(self, model: str | Path, data_dir: str | Path, galleries: list[str]) -> None:
+        """Load the model and open the index in ``data_dir`` (off the UI thread), then scan ``galleries``
+        and index what is new in the background. Calling it again switches to another model/index."""
+        self._galleries = [str(g) for g in galleries]
+        self._submit(lambda: self._open(Path(model), Path(data_dir)))
+
+    def _open(self, model: Path, data_dir: Path) -> None:
+        self._stop_indexing()
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+        start = time.perf_counter()
+        try:
+            encoders = load_encoders(model, threads=self.torch_threads)
+            engine = SearchEngine(data_dir, encoders)
+        except (ModelLoadError, StoreError) as e:
+            logger.error("cannot open the library: %s", e)
+            message = str(e)
+            self._deliver(lambda: self._listener.library_failed(message))
+            return
+        self._engine = engine
+        self._thumbs = ThumbnailCache(engine.data_dir / THUMBNAIL_DIR, engine.limits)
+        try:
+            info: ModelInfo | None = read_model_info(model)
+        except ModelInfoError as e:
+            logger.warning("no model description: %s", e)
+            info = None
+        opened = OpenedLibrary(info, encoders.describe(), time.perf_counter() - start, self._stats(),
+                               list(engine.notes))
+        logger.info("library open in %.2fs: %s, %d photos indexed", opened.load_seconds,
+                    opened.model_description, opened.stats.indexed)
+        self._deliver(lambda: self._listener.library_opened(opened))
+        self._first_scan = True
+        self.refresh()
+
+    # ------------------------------------------------------------------ scanning and indexing
+
+    def set_galleries(self, galleries: list[str]) -> None:
+        """Make ``galleries`` the complete set of gallery folders and rescan (photos outside them leave the index)."""
+        self._galleries = [str(g) for g in galleries]
+        self.refresh()
+
+    def refresh(self, retry_skipped: bool = False) -> None:
+        """Scan the galleries for new, changed, moved and deleted photos and index them, in the background.
+
+        While a run is going, the request is remembered and a new scan follows it.
+        """
+        if self._engine is None or self._closed:
+            return
+        with self._lock:
+            self._retry_skipped = self._retry_skipped or retry_skipped
+            if self.is_indexing:
+                self._rescan.set()
+                return
+            self._cancel = threading.Event()
+            self._rescan.clear()
+            self._index_thread = threading.Thread(target=self._index_main, args=(self._cancel,),
+                                                  name="indexer", daemon=True)
+            self._index_thread.start()
+
+    def cancel_indexing(self) -> None:
+        """Stop indexing after the batch in flight; what was indexed stays, the rest waits for the next run."""
+        self._rescan.clear()
+        self._cancel.set()
+
+    def _stop_indexing(self) -> None:
+        self.cancel_indexing()
+        thread = self._index_thread
+        if thread is not None:
+            thread.join()
+
+    def _index_main(self, cancel: threading.Event) -> None:
+        while True:
+            self._index_once(cancel)
+            with self._lock:
+                if cancel.is_set() or not self._rescan.is_set() or self._closed:
+                    return
+                self._rescan.clear()
+
+    def _index_once(self, cancel: threading.Event) -> None:
+        engine = self._engine
+        if engine is None:
+            return
+        report: IndexReport | None = None
+        error: str | None = None
+        try:
+            with self._lock:
+                retry, self._retry_skipped = self._retry_skipped, False
+            if retry:
+                engine.store.retry_failed()
+            scan = engine.scan(self._galleries)
+            summary = ScanSummary(scan.report.files, len(scan.plan.new), len(scan.plan.changed),
+                                  len(scan.plan.moved), len(scan.plan.deleted), list(scan.report.unavailable),
+                                  first=self._first_scan)
+            self._first_scan = False
+            self._deliver(lambda: self._listener.scan_finished(summary))
+            report = engine.index(self._progress_poster(), cancel, self.batch_size, self.decode_workers,
+                                  self.throttle_s)
+            if not report.cancelled:
+                engine.store.compact()
+        except (StoreError, OSError) as e:
+            logger.error("indexing failed: %s", e)
+            error = str(e)
+        outcome = IndexOutcome(report, self._stats(), error)
+        self._deliver(lambda: self._listener.index_finished(outcome))
+
+    def _progress_poster(self) -> Callable[[int, int], None]:
+        start = time.perf_counter()
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.perf_counter()
+            if done < total and now - last[0] < 0.05:
+                return  # at most 20 updates a second reach the UI; the last one always does
+            last[0] = now
+            elapsed = now - start
+            update = IndexProgress(done, total, done / elapsed if elapsed > 0 else 0.0)
+            self._deliver(lambda: self._listener.index_progress(update))
+
+        return progress
+
+    # ------------------------------------------------------------------ queries
+
+    def search(self, query: str, k: int, on_results: Callable[[list[SearchResult]], None],
+               on_error: Callable[[str], None]) -> int:
+        """Text search off the UI thread. Answers for a query superseded by a newer one are dropped.
+
+        Returns the request's number.
+        """
+        self._search_seq += 1
+        seq = self._search_seq
+
+        def run() -> None:
+            if seq != self._search_seq:
+                return  # a newer query came in while this one waited
+            engine = self._engine
+            if engine is None:
+                self._deliver(lambda: on_error("the model is still loading"))
+                return
+            try:
+                results = engine.search_text(query, k)
+            except QueryError as e:
+                message = str(e)
+                self._deliver(lambda: on_error(message))
+                return
+            self._deliver(lambda: on_results(results) if seq == self._search_seq else None)
+
+        self._submit(run)
+        return seq
+
+    def similar(self, photo: str, k: int, on_results: Callable[[list[SearchResult]], None],
+                on_error: Callable[[str], None]) -> int:
+        """Photos most similar to ``photo``, off the UI thread (same ordering rules as :meth:`search`)."""
+        self._search_seq += 1
+        seq = self._search_seq
+
+        def run() -> None:
+            engine = self._engine
+            if engine is None:
+                self._deliver(lambda: on_error("the model is still loading"))
+                return
+            try:
+                results = engine.search_image(photo, k)
+            except QueryError as e:
+                message = str(e)
+                self._deliver(lambda: on_error(message))
+                return
+            self._deliver(lambda: on_results(results) if seq == self._search_seq else None)
+
+        self._submit(run)
+        return seq
+
+    def thumbnail(self, photo: str, on_ready: Callable[[str, Path | None], None], max_side: int = GRID_SIZE) -> None:
+        """``on_ready(photo, path or None)`` on the UI thread once the thumbnail exists (None: show a placeholder)."""
+        thumbs = self._thumbs
+        if thumbs is None or self._closed:
+            return
+
+        def run() -> None:
+            path = thumbs.get(photo, max_side)
+            self._deliver(lambda: on_ready(photo, path))
+
+        self._thumb_pool.submit(self._guard, run)
+
+    def stats(self, on_stats: Callable[[LibraryStats], None]) -> None:
+        """The index's counts and size on disk, computed off the UI thread."""
+
+        def run() -> None:
+            stats = self._stats()
+            self._deliver(lambda: on_stats(stats))
+
+        self._submit(run)
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self) -> None:
+        """Stop indexing (after its batch in flight), finish queued work and release the index."""
+        if self._closed:
+            return
+        self.cancel_indexing()
+        self._closed = True
+        thread = self._index_thread
+        if thread is not None:
+            thread.join(timeout=30)
+        self._engine_pool.shutdown(wait=True, cancel_futures=True)
+        self._thumb_pool.shutdown(wait=True, cancel_futures=True)
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None

@@ -1,0 +1,29 @@
+"""What the app is launched with (no Kivy): the model, the data directory, the gallery folders."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.model_info import is_model_dir
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LaunchOptions:
+    model: Path
+    data_dir: Path | None = None  # None: the platform's default (see app.platform.default_data_dir)
+    galleries: list[str] | None = None  # None: the saved choice, else the platform's default gallery
+    batch_size: int | None = None  # photos per indexing batch (None: the runtime's preference)
+    throttle_s: float = 0.0  # pause after each indexing batch
+    started: float = field(default_factory=time.perf_counter)  # when the launch began, for the cold-start time
+
+
+def missing_model_message(model: Path) -> str | None:
+    """A one-line explanation when ``model`` cannot be a model, else None."""
+    if is_model_dir(model):
+        return None
+    return (f"no model at {model}: run `make run` first (it trains the offline default into runs/offline; "
+            f"`python -m export.executorch` then writes bundles/offline-executorch), or pass --bundle DIR")

@@ -1,0 +1,74 @@
+"""Android bridge (imported only on Android): photo permission at run time, gallery roots from MediaStore.
+
+Written against python-for-android's ``android.permissions`` module (``check_permission``,
+``request_permissions(permissions, callback)``, callback ``(permissions, grant_results)``) and the
+Android SDK through pyjnius: ``Build.VERSION.SDK_INT``, ``ContentResolver.query`` on
+``MediaStore.Images.Media.EXTERNAL_CONTENT_URI`` for the ``_data`` column (a readable file path for
+apps holding the photo permission, Android 11+ included), and
+``Environment.getExternalStoragePublicDirectory(DIRECTORY_DCIM / DIRECTORY_PICTURES)``. It cannot
+run on the development machine; the selection logic it calls (``app.platform.roots``) is tested there.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from jnius import autoclass  # Android only: python-for-android's pyjnius recipe
+
+from app.platform.roots import photo_permissions, roots_from_media_paths
+
+logger = logging.getLogger(__name__)
+
+
+def api_level() -> int:
+    """This device's Android API level (``Build.VERSION.SDK_INT``)."""
+    return int(autoclass("android.os.Build$VERSION").SDK_INT)
+
+
+def request_photo_access(on_result: Callable[[bool], None]) -> None:
+    """Ask for READ_MEDIA_IMAGES (Android 13+) or READ_EXTERNAL_STORAGE (before); ``on_result(granted)``.
+
+    The callback comes on the Android UI thread: the caller posts it to Kivy's main thread.
+    """
+    from android.permissions import check_permission, request_permissions  # python-for-android
+
+    wanted = photo_permissions(api_level())
+    if all(check_permission(p) for p in wanted):
+        on_result(True)
+        return
+
+    def answered(permissions: list[str], grants: list[bool]) -> None:
+        granted = bool(grants) and all(grants)
+        logger.info("photo permission %s: %s", ", ".join(permissions), "granted" if granted else "denied")
+        on_result(granted)
+
+    request_permissions(wanted, answered)
+
+
+def _media_store_paths() -> list[str]:
+    activity = autoclass("org.kivy.android.PythonActivity").mActivity
+    media = autoclass("android.provider.MediaStore$Images$Media")
+    cursor = activity.getContentResolver().query(media.EXTERNAL_CONTENT_URI, ["_data"], None, None, None)
+    paths: list[str] = []
+    if cursor is None:
+        return paths
+    try:
+        column = cursor.getColumnIndexOrThrow("_data")
+        while cursor.moveToNext():
+            paths.append(cursor.getString(column))
+    finally:
+        cursor.close()
+    return paths
+
+
+def default_gallery_roots() -> list[str]:
+    """DCIM and Pictures, plus every other folder MediaStore lists images in (WhatsApp, Downloads...)."""
+    env = autoclass("android.os.Environment")
+    standard = [env.getExternalStoragePublicDirectory(d).getAbsolutePath()
+                for d in (env.DIRECTORY_DCIM, env.DIRECTORY_PICTURES)]
+    try:
+        media = _media_store_paths()
+    except Exception as e:  # noqa: BLE001 - jnius.JavaException (no permission yet, provider missing)
+        logger.warning("MediaStore query failed (%s); scanning DCIM and Pictures only", e)
+        media = []
+    return roots_from_media_paths(media, standard)

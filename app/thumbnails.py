@@ -1,0 +1,99 @@
+"""Lazy thumbnail cache in the app's data directory: one small JPEG per (photo, size, modification time).
+
+No Kivy here: the UI asks for a thumbnail from a worker thread and shows the file it gets back,
+or its placeholder when it gets ``None``. A photo that cannot be decoded is remembered as such
+(until it changes on disk), so a broken file costs one decode attempt, not one per scroll. The
+photos themselves are only read, never written.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from pathlib import Path
+
+from PIL import Image
+
+from app.engine.decode import DecodeLimits, PhotoDecodeError, decode_rgb, read_photo_bytes
+
+logger = logging.getLogger(__name__)
+
+GRID_SIZE = 256  # longest side of a grid tile's thumbnail, in pixels
+VIEW_SIZE = 1280  # longest side of the full-screen view's image
+JPEG_QUALITY = 85
+
+
+class ThumbnailCache:
+    """``get(photo, max_side)`` -> the path of a cached JPEG no larger than ``max_side``, or None.
+
+    Files live in ``cache_dir`` named by a hash of (photo path, size, mtime, max_side), so an
+    edited photo gets a new thumbnail and a stale one is never shown. Thread-safe: two threads
+    asking for the same thumbnail at once both get a complete file (written under a temporary
+    name, then renamed).
+    """
+
+    def __init__(self, cache_dir: str | Path, limits: DecodeLimits | None = None):
+        self.cache_dir = Path(cache_dir)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.limits = limits or DecodeLimits()
+        self._failed: dict[str, str] = {}  # key -> reason, for photos that could not be decoded
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(photo: str | Path, size: int, mtime_ns: int, max_side: int) -> str:
+        text = f"{os.path.abspath(photo)}\0{size}\0{mtime_ns}\0{max_side}"
+        return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+    def path_for(self, key: str) -> Path:
+        return self.cache_dir / key[:2] / f"{key}.jpg"
+
+    def get(self, photo: str | Path, max_side: int = GRID_SIZE) -> Path | None:
+        """The cached thumbnail of ``photo`` (made now if missing), or None if the photo cannot be shown."""
+        try:
+            st = os.stat(photo)
+        except OSError as e:
+            logger.debug("no thumbnail for %s: %s", photo, e)
+            return None
+        key = self.key(photo, st.st_size, st.st_mtime_ns, max_side)
+        target = self.path_for(key)
+        if target.is_file():
+            return target
+        with self._lock:
+            if key in self._failed:
+                return None
+        try:
+            data, _, _ = read_photo_bytes(photo, self.limits)
+            image = decode_rgb(data, photo, self.limits)
+            image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            self._write(image, target)
+        except PhotoDecodeError as e:
+            logger.info("no thumbnail for %s: %s", photo, e.reason)
+            with self._lock:
+                self._failed[key] = e.reason
+            return None
+        except OSError as e:  # the cache itself is not writable (disk full, permissions)
+            logger.warning("cannot write the thumbnail of %s to %s: %s", photo, target, e)
+            return None
+        return target
+
+    @staticmethod
+    def _write(image: Image.Image, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.name}.tmp{os.getpid()}-{threading.get_ident()}")
+        try:
+            image.save(tmp, format="JPEG", quality=JPEG_QUALITY)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def size_bytes(self) -> int:
+        """Bytes the cache takes on disk."""
+        total = 0
+        for dirpath, _, files in os.walk(self.cache_dir):
+            for name in files:
+                try:
+                    total += os.stat(os.path.join(dirpath, name)).st_size
+                except OSError:
+                    continue
+        return total

@@ -1,0 +1,151 @@
+"""The controller without Kivy: engine work runs on worker threads, every answer is posted to the UI thread."""
+from __future__ import annotations
+
+import queue
+import shutil
+import threading
+import time
+
+import pytest
+
+from app.controller import AppController
+
+
+class Recorder:
+    """A LibraryListener that records events and checks they arrive on the (test's) UI thread."""
+
+    def __init__(self):
+        self.events: list[tuple[str, object]] = []
+        self.ui_thread = threading.current_thread()
+
+    def _record(self, name: str, value: object) -> None:
+        assert threading.current_thread() is self.ui_thread, f"{name} delivered off the UI thread"
+        self.events.append((name, value))
+
+    def library_opened(self, library):
+        self._record("opened", library)
+
+    def library_failed(self, message):
+        self._record("failed", message)
+
+    def scan_finished(self, scan):
+        self._record("scan", scan)
+
+    def index_progress(self, progress):
+        self._record("progress", progress)
+
+    def index_finished(self, outcome):
+        self._record("finished", outcome)
+
+    def last(self, name: str):
+        return [v for n, v in self.events if n == name][-1]
+
+
+class UIQueue:
+    """Stands in for Kivy's main loop: ``post`` queues a function, the test's thread runs them."""
+
+    def __init__(self):
+        self._posted: queue.Queue = queue.Queue()
+        self.post = self._posted.put
+
+    def run_until(self, condition, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            try:
+                self._posted.get(timeout=max(0.01, deadline - time.monotonic()))()
+            except queue.Empty:
+                raise AssertionError("timed out waiting on the controller") from None
+
+    def drain(self) -> None:
+        while True:
+            try:
+                self._posted.get_nowait()()
+            except queue.Empty:
+                return
+
+
+@pytest.fixture
+def ui_queue() -> UIQueue:
+    return UIQueue()
+
+
+def test_open_scan_index_search_and_rescan(tiny_run, ui_gallery, tmp_path, ui_queue):
+    post, run_until = ui_queue.post, ui_queue.run_until
+    _, root, _ = tiny_run
+    gallery, entries = ui_gallery
+    mine = tmp_path / "gallery"
+    shutil.copytree(gallery, mine)
+    listener = Recorder()
+    controller = AppController(post, listener, batch_size=8)
+    try:
+        controller.open(root / "runs" / "tiny", tmp_path / "data", [str(mine)])
+        run_until(lambda: any(n == "finished" for n, _ in listener.events))
+        names = [n for n, _ in listener.events]
+        assert names[0] == "opened" and names[1] == "scan" and names[-1] == "finished"
+        assert listener.last("opened").model.backend == "torch"
+        scan = listener.last("scan")
+        assert (scan.new, scan.first) == (len(entries), True)
+        progress = [v for n, v in listener.events if n == "progress"]
+        assert [p.done for p in progress] == sorted(p.done for p in progress)
+        assert progress[-1].done == progress[-1].total == len(entries)
+        outcome = listener.last("finished")
+        assert outcome.error is None and outcome.stats.indexed == len(entries) and outcome.stats.index_bytes > 0
+
+        answers: list = []
+        stale = controller.search("a red circle", 5, answers.append, answers.append)
+        latest = controller.search(entries[0]["sentences"][0]["raw"], 5, answers.append, answers.append)
+        assert latest == stale + 1
+        run_until(lambda: bool(answers))
+        time.sleep(0.2)
+        ui_queue.drain()  # the superseded query must not have been answered
+        assert len(answers) == 1 and len(answers[0]) == 5
+
+        errors: list[str] = []
+        controller.search("   ", 5, answers.append, errors.append)
+        run_until(lambda: bool(errors))
+        assert "empty" in errors[0].lower()
+
+        (mine / entries[0]["filename"]).unlink()
+        listener.events.clear()
+        controller.refresh()
+        run_until(lambda: any(n == "finished" for n, _ in listener.events))
+        scan = listener.last("scan")
+        assert (scan.deleted, scan.new, scan.first) == (1, 0, False)
+        assert listener.last("finished").stats.indexed == len(entries) - 1
+    finally:
+        controller.close()
+
+
+def test_a_missing_model_is_reported_not_raised(tmp_path, ui_queue):
+    post, run_until = ui_queue.post, ui_queue.run_until
+    listener = Recorder()
+    controller = AppController(post, listener)
+    try:
+        controller.open(tmp_path / "no-model", tmp_path / "data", [])
+        run_until(lambda: bool(listener.events))
+        assert listener.events[0][0] == "failed" and "no-model" in listener.events[0][1]
+    finally:
+        controller.close()
+
+
+def test_cancel_stops_indexing_and_the_next_scan_resumes(tiny_run, ui_gallery, tmp_path, ui_queue):
+    _, root, _ = tiny_run
+    gallery, entries = ui_gallery
+    listener = Recorder()
+    controller = AppController(ui_queue.post, listener, batch_size=4, throttle_s=0.2)
+    try:
+        controller.open(root / "runs" / "tiny", tmp_path / "data", [str(gallery)])
+        ui_queue.run_until(lambda: any(n == "progress" and v.done >= 4 for n, v in listener.events))
+        controller.cancel_indexing()
+        ui_queue.run_until(lambda: any(n == "finished" for n, _ in listener.events))
+        outcome = listener.last("finished")
+        assert outcome.report.cancelled and 0 < outcome.stats.indexed < len(entries)
+        assert outcome.stats.indexed + outcome.stats.pending == len(entries)
+        listener.events.clear()
+        controller.throttle_s = 0.0
+        controller.refresh()
+        ui_queue.run_until(lambda: any(n == "finished" for n, _ in listener.events))
+        assert listener.last("finished").stats.indexed == len(entries)
+        assert listener.last("scan").new == 0  # nothing new: the photos left were still pending
+    finally:
+        controller.close()
