@@ -12,7 +12,6 @@ make thumbnails. Nothing here decides *what* to do with a photo: that is the eng
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from app.engine.indexer import IndexReport
 from app.engine.runtimes import ModelLoadError
 from app.engine.store import StoreError
 from app.model_info import ModelInfo, ModelInfoError, read_model_info
-from app.thumbnails import GRID_SIZE, ThumbnailCache
+from app.thumbnails import GRID_SIZE, ThumbnailCache, folder_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -108,19 +107,6 @@ class LibraryListener(Protocol):
     def index_finished(self, outcome: IndexOutcome) -> None: ...
 
 
-def _dir_bytes(path: Path, skip: str | None = None) -> int:
-    total = 0
-    for dirpath, dirnames, files in os.walk(path):
-        if skip is not None and skip in dirnames:
-            dirnames.remove(skip)
-        for name in files:
-            try:
-                total += os.stat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                continue
-    return total
-
-
 class AppController:
     """Runs the engine for the UI. ``open`` first; everything else answers through callbacks on the UI thread."""
 
@@ -184,7 +170,7 @@ class AppController:
         st = engine.stats()
         return LibraryStats(
             photos=st.photos, indexed=st.indexed, pending=st.pending, skipped=st.failed,
-            index_bytes=_dir_bytes(engine.data_dir, skip=THUMBNAIL_DIR),
+            index_bytes=folder_bytes(engine.data_dir, skip=THUMBNAIL_DIR),
             thumbnail_bytes=self._thumbs.size_bytes() if self._thumbs else 0,
         )
 

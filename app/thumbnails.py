@@ -24,6 +24,20 @@ VIEW_SIZE = 1280  # longest side of the full-screen view's image
 JPEG_QUALITY = 85
 
 
+def folder_bytes(path: Path, skip: str | None = None) -> int:
+    """Bytes of every file under ``path`` (a sub-folder named ``skip`` left out); vanished files count 0."""
+    total = 0
+    for dirpath, dirnames, files in os.walk(path):
+        if skip is not None and skip in dirnames:
+            dirnames.remove(skip)
+        for name in files:
+            try:
+                total += os.stat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
 class ThumbnailCache:
     """``get(photo, max_side)`` -> the path of a cached JPEG no larger than ``max_side``, or None.
 
@@ -89,11 +103,4 @@ class ThumbnailCache:
 
     def size_bytes(self) -> int:
         """Bytes the cache takes on disk."""
-        total = 0
-        for dirpath, _, files in os.walk(self.cache_dir):
-            for name in files:
-                try:
-                    total += os.stat(os.path.join(dirpath, name)).st_size
-                except OSError:
-                    continue
-        return total
+        return folder_bytes(self.cache_dir)
