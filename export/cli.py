@@ -9,10 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from compression.checkpoint import CheckpointError
-from export.bundle import BundleError
+from export.bundle import BundleError, check_destination
 from export.errors import ExportError
 from export.parity import ParityError
-from export.source import DEFAULT_RUN_DIR
+from export.source import DEFAULT_RUN_DIR, ExportSource, load_export_source
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +24,20 @@ def default_out_dir(run_dir: Path, backend: str, precision: str, default_precisi
     """bundles/<run name>-<backend>[-<precision> when not the backend's default], e.g. bundles/offline-coreml."""
     suffix = "" if precision == default_precision else f"-{precision}"
     return Path("bundles") / f"{Path(run_dir).resolve().name}-{backend}{suffix}"
+
+
+def prepare_export(
+    run_dir: Path, out_dir: Path | None, backend: str, label: str, precision: str,
+    precisions: tuple[str, ...], default_precision: str,
+) -> tuple[Path, ExportSource]:
+    """What every exporter does first: check the precision, resolve and check the output folder
+    (default: ``default_out_dir``), load the checkpoint. ``label`` names the backend in the error."""
+    if precision not in precisions:
+        raise ExportError(f"precision {precision!r} is not one of {precisions} for {label}")
+    run_dir = Path(run_dir)
+    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(run_dir, backend, precision, default_precision)
+    check_destination(out_dir)
+    return out_dir, load_export_source(run_dir)
 
 
 def add_common_arguments(

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from export.bundle import BundleError, check_destination, staged_bundle, write_manifest, write_tokenizer_files
-from export.cli import add_common_arguments, configure_logging, default_out_dir, run_command
+from export.bundle import BundleError, staged_bundle, write_manifest, write_tokenizer_files
+from export.cli import add_common_arguments, configure_logging, prepare_export, run_command
 from export.errors import ExportError, first_line
 from export.parity import ParityError, check_parity
-from export.source import DEFAULT_RUN_DIR, ExportSource, load_export_source
+from export.source import DEFAULT_RUN_DIR, ExportSource
 from export.wrappers import MIN_TEXT_LENGTH, export_wrappers, image_example, text_dynamic_shapes, text_example
 
 logger = logging.getLogger(__name__)
@@ -302,16 +302,9 @@ def export_coreml(
     after EOT) or any L in [2, context] -> ``embedding`` (1, D) float32, L2-normalised.
     With ``verify``: structural validation always; parity on macOS (skipped with the reason elsewhere).
     """
-    if precision not in PRECISIONS:
-        raise ExportError(f"precision {precision!r} is not one of {PRECISIONS} for Core ML")
-    run_dir = Path(run_dir)
-    out_dir = (
-        Path(out_dir)
-        if out_dir is not None
-        else default_out_dir(run_dir, "coreml", precision, DEFAULT_PRECISION)
+    out_dir, source = prepare_export(
+        run_dir, out_dir, "coreml", "Core ML", precision, PRECISIONS, DEFAULT_PRECISION
     )
-    check_destination(out_dir)
-    source = load_export_source(run_dir)
     image, text, lengths = build_packages(source, precision, target, text_shapes)
     ctx, dim, size = source.context_length, source.embedding_dim, source.preprocess.image_size
     with staged_bundle(out_dir) as staging:

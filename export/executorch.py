@@ -20,11 +20,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from export.bundle import check_destination, staged_bundle, write_manifest, write_tokenizer_files
-from export.cli import add_common_arguments, configure_logging, default_out_dir, run_command
+from export.bundle import staged_bundle, write_manifest, write_tokenizer_files
+from export.cli import add_common_arguments, configure_logging, prepare_export, run_command
 from export.errors import ExportError, first_line
 from export.parity import ParityError, check_parity
-from export.source import DEFAULT_RUN_DIR, ExportSource, load_export_source
+from export.source import DEFAULT_RUN_DIR, ExportSource
 from export.wrappers import MIN_TEXT_LENGTH, export_wrappers, image_example, text_dynamic_shapes, text_example
 
 logger = logging.getLogger(__name__)
@@ -141,16 +141,9 @@ def export_executorch(
     int8: PT2E static quantisation calibrated on ``calibration_samples`` real training images and
     captions. With ``verify`` the staged bundle must pass export.parity before it replaces ``out_dir``.
     """
-    if precision not in PRECISIONS:
-        raise ExportError(f"precision {precision!r} is not one of {PRECISIONS} for {BACKEND}")
-    run_dir = Path(run_dir)
-    out_dir = (
-        Path(out_dir)
-        if out_dir is not None
-        else default_out_dir(run_dir, "executorch", precision, DEFAULT_PRECISION)
+    out_dir, source = prepare_export(
+        run_dir, out_dir, "executorch", BACKEND, precision, PRECISIONS, DEFAULT_PRECISION
     )
-    check_destination(out_dir)
-    source = load_export_source(run_dir)
     programs, facts, quant = build_programs(source, precision, cache_dir, calibration_samples)
     ctx, dim, size = source.context_length, source.embedding_dim, source.preprocess.image_size
     with staged_bundle(out_dir) as staging:
