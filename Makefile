@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed (torch 2.14.1 wheels), found {sys.version.split()[0]}; set PYTHON=python3.11"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q pip==26.3
-	$(BIN)/python -m pip install -c requirements/constraints.txt -e '.[export,app,dev]'
+	$(BIN)/python -m pip install -c requirements/constraints.txt -e '.[export,app,dev,bench]'
 	touch $(STAMP)
 
 run: setup
