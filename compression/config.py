@@ -55,6 +55,7 @@ class OptimConfig:
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup_steps: int = 30
+    accum_steps: int = 1  # gradient accumulation: batch_size is the global batch, run in this many micro-batches
 
 
 @dataclass
@@ -114,6 +115,7 @@ class RunConfig:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     num_workers: int = 0  # DataLoader workers
     threads: int | None = None  # torch CPU threads; None: torch's default
+    precision: str = "fp32"  # "fp32", or "bf16": autocast of the training forward passes (GPUs with bf16)
     keep_phase_checkpoints: bool = False  # keep every phase's weights (the ablation reuses them)
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
@@ -292,6 +294,13 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"{key}.batch_size: contrastive losses need >= 2, got {opt.batch_size}")
         if opt.epochs < 0 or opt.lr <= 0:
             raise ConfigError(f"{key}: epochs must be >= 0 and lr > 0, got {opt.epochs}, {opt.lr}")
+        if opt.accum_steps < 1 or opt.batch_size < 2 * opt.accum_steps:
+            raise ConfigError(
+                f"{key}.accum_steps: must be >= 1 with at least 2 rows per micro-batch, got {opt.accum_steps} "
+                f"for batch_size {opt.batch_size}"
+            )
+    if cfg.precision not in ("fp32", "bf16"):
+        raise ConfigError(f"precision: expected 'fp32' or 'bf16', got {cfg.precision!r}")
 
 
 def config_digest(obj: Any) -> str:

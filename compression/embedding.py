@@ -4,11 +4,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from compression.data.captioned import ImageSource
 from compression.data.datasets import ImageDataset
+from compression.distributed import SINGLE, Dist, gather_rows
 
 
 @torch.no_grad()
@@ -20,13 +21,21 @@ def encode_images(
     device: torch.device | str = "cpu",
     num_workers: int = 0,
     desc: str | None = None,
+    dist: Dist = SINGLE,
 ) -> torch.Tensor:
-    """(N, D) float32 embeddings on the CPU, L2-normalised, in the source's order."""
-    loader = DataLoader(ImageDataset(source, transform), batch_size=batch_size, num_workers=num_workers)
+    """(N, D) float32 embeddings on the CPU, L2-normalised, in the source's order.
+
+    Distributed: each rank encodes its contiguous shard and every rank gets the whole table.
+    """
+    start, stop = dist.shard(len(source))
+    dataset = ImageDataset(source, transform)
+    if dist.enabled:
+        dataset = Subset(dataset, range(start, stop))
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
     out = []
     for images, _ in tqdm(loader, desc=desc, disable=desc is None, leave=False):
-        out.append(torch.nn.functional.normalize(encode(images.to(device)).float(), dim=-1).cpu())
-    return torch.cat(out)
+        out.append(torch.nn.functional.normalize(encode(images.to(device)).float(), dim=-1))
+    return _gather_table(out, dist, device)
 
 
 @torch.no_grad()
@@ -36,15 +45,32 @@ def encode_tokens(
     batch_size: int = 512,
     device: torch.device | str = "cpu",
     desc: str | None = None,
+    dist: Dist = SINGLE,
 ) -> torch.Tensor:
     """tokens (C, L) int64 -> (C, D) float32, L2-normalised. Each batch is cut after its longest
-    sequence's EOT token: ``encode`` must accept that (see models.teacher.text_encoder)."""
+    sequence's EOT token: ``encode`` must accept that (see models.teacher.text_encoder).
+    Distributed: each rank encodes its contiguous shard and every rank gets the whole table."""
+    start, stop = dist.shard(tokens.shape[0])
+    tokens = tokens[start:stop]
     out = []
     for s in tqdm(range(0, tokens.shape[0], batch_size), desc=desc, disable=desc is None, leave=False):
         batch = tokens[s : s + batch_size]
         batch = batch[:, : int(batch.argmax(dim=1).max()) + 1]
-        out.append(torch.nn.functional.normalize(encode(batch.to(device)).float(), dim=-1).cpu())
-    return torch.cat(out)
+        out.append(torch.nn.functional.normalize(encode(batch.to(device)).float(), dim=-1))
+    return _gather_table(out, dist, device)
+
+
+def _gather_table(parts: list[torch.Tensor], dist: Dist, device: torch.device | str) -> torch.Tensor:
+    """This rank's encoded batches -> the whole (N, D) table on the CPU (every rank's shard, in order).
+
+    A rank with an empty shard still takes part in the gather (with 0 rows of the right width).
+    """
+    if not dist.enabled:
+        return torch.cat(parts).cpu()
+    width = torch.tensor([parts[0].shape[1] if parts else 0], device=device)
+    torch.distributed.all_reduce(width, op=torch.distributed.ReduceOp.MAX)
+    local = torch.cat(parts) if parts else torch.zeros(0, int(width), device=device)
+    return gather_rows(local, dist, with_grad=False).cpu()
 
 
 def tokenize_all(tokenizer: Callable, texts: Sequence[str], batch_size: int = 4096) -> torch.Tensor:

@@ -31,6 +31,7 @@ from compression.config import RunConfig, config_digest, config_to_dict
 from compression.data.captioned import CaptionedImages
 from compression.data.loading import Datasets, load_datasets
 from compression.data.transforms import image_transform
+from compression.distributed import Dist, init_distributed
 from compression.embedding import encode_images, encode_tokens, tokenize_all
 from compression.evaluate import recall_at_k
 from compression.models.student import StudentCLIP, count_parameters, create_student
@@ -115,10 +116,12 @@ def get_teacher(cfg: RunConfig, data: Datasets, ctx_base: dict, cache_dir: Path)
             start = time.time()
             ctx = PhaseContext(checkpoint=folder / "pretrain.partial.pt", **ctx_base)
             losses = train_clip("teacher-pretrain", teacher, data.pretrain, "both", cfg.teacher.pretrain, ctx)
-            save_weights(teacher, weights)
             info["pretrain"] = {"losses": losses, "seconds": time.time() - start, "pairs": len(data.pretrain)}
-            atomic_write_json(folder / TEACHER_CONFIG, {"model": cfg.teacher.model, "pretrain": info["pretrain"]})
-            (folder / "pretrain.partial.pt").unlink(missing_ok=True)
+            if ctx.dist.is_main:
+                save_weights(teacher, weights)
+                atomic_write_json(folder / TEACHER_CONFIG, {"model": cfg.teacher.model, "pretrain": info["pretrain"]})
+                (folder / "pretrain.partial.pt").unlink(missing_ok=True)
+            ctx.dist.barrier()
     return freeze(teacher.to(ctx_base["device"])), info
 
 
@@ -133,14 +136,25 @@ def evaluate_model(model: nn.Module, split: CaptionedImages, ctx: PhaseContext, 
 
 
 def run_pipeline(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) every phase of ``cfg`` in ``run_dir``; returns the metrics written to metrics.json."""
+    """Run (or resume) every phase of ``cfg`` in ``run_dir``; returns the metrics written to metrics.json.
+
+    Under torchrun every rank runs this function: the training phases are data-parallel (see
+    compression.distributed), rank 0 alone writes the run directory and evaluates, and the other
+    ranks return an empty dict.
+    """
+    dist, device = init_distributed(resolve_device(cfg.device))
+    return _run(cfg, Path(run_dir), Path(cache_dir), restart, progress, device, dist)
+
+
+def _run(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool, progress: bool, device: torch.device, dist: Dist) -> dict[str, Any]:
     from compression.report import measure_speed, tower_sizes, write_report
 
-    run_dir, cache_dir = Path(run_dir), Path(cache_dir)
+    main = dist.is_main
     digest = config_digest(cfg)
     state_path = run_dir / STATE_FILE
-    if restart and run_dir.exists():
+    if restart and run_dir.exists() and main:
         shutil.rmtree(run_dir)
+    dist.barrier()
     state = RunState.load(state_path)
     if state is not None and state.config_digest != digest:
         raise RunDirError(
@@ -148,17 +162,23 @@ def run_pipeline(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool =
             f"pass --restart to start it over, or --name to use another directory"
         )
     state = state or RunState(config_digest=digest)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "checkpoints").mkdir(exist_ok=True)
-    atomic_write_json(run_dir / "config.json", config_to_dict(cfg))
-    state.save(state_path)
+    dist.barrier()  # every rank has read state.json before rank 0 writes it
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "checkpoints").mkdir(exist_ok=True)
+        atomic_write_json(run_dir / "config.json", config_to_dict(cfg))
+        state.save(state_path)
 
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    progress = progress and main
     t0 = time.time()
+    if not main:  # rank 0 generates (or checks) the cached data first; the others then read it
+        dist.barrier()
     data = load_datasets(cfg.data, cache_dir, need_pretrain=cfg.teacher.pretrained is None, progress=progress)
+    if main:
+        dist.barrier()
     logger.info(
         "data: train %d images / %d captions, test %d / %d, unpaired %d images + %d texts (%.0fs)",
         len(data.train), sum(map(len, data.train.captions)), len(data.test), sum(map(len, data.test.captions)),
@@ -171,7 +191,7 @@ def run_pipeline(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool =
     tokenizer = build_tokenizer(cfg.teacher.model, context_length)
     ctx_base = {
         "transform": image_transform(pre), "tokenizer": tokenizer, "device": device, "seed": cfg.seed,
-        "num_workers": cfg.num_workers, "progress": progress,
+        "num_workers": cfg.num_workers, "progress": progress, "dist": dist, "precision": cfg.precision,
     }
     ctx_eval = PhaseContext(checkpoint=None, **ctx_base)
     ks, bs = cfg.eval.ks, cfg.eval.batch_size
@@ -183,10 +203,11 @@ def run_pipeline(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool =
     torch.manual_seed(cfg.seed)  # the same student init whether the teacher was trained now or read from cache
     student = create_student(teacher, s.image_backbone, s.text_layers, s.image_pretrained, s.image_backbone_kwargs, s.text_layer_ids).to(device)
 
-    if "teacher_zero_shot" not in state.metrics:
+    if "teacher_zero_shot" not in state.metrics and main:
         state.metrics["teacher_zero_shot"] = evaluate_model(teacher, data.test, ctx_eval, ks, batch_size=bs)
         state.metrics["student_untrained"] = evaluate_model(student, data.test, ctx_eval, ks, batch_size=bs)
         state.save(state_path)
+    dist.barrier()
     if state.teacher_file:
         load_weights(teacher, run_dir / state.teacher_file)
     if state.student_file:
@@ -211,20 +232,29 @@ def run_pipeline(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool =
             losses = stage2_student(phase, student, teacher, data.train, towers, opt, cfg.stage2, cfg.stage1.temperature, ctx)
         changed_teacher = phase.startswith("teacher-")
         out = f"checkpoints/{phase}.safetensors"
+        state.done.append(phase)
+        state.seconds[phase] = time.time() - start
+        state.metrics.setdefault("losses", {})[phase] = losses
+        if not main:  # the weights are the same on every rank (DDP); rank 0 writes them
+            if changed_teacher:
+                state.teacher_file = out
+            else:
+                state.student_file = out
+            continue
         save_weights(teacher if changed_teacher else student, run_dir / out)
         old = state.teacher_file if changed_teacher else state.student_file
         if changed_teacher:
             state.teacher_file = out
         else:
             state.student_file = out
-        state.done.append(phase)
-        state.seconds[phase] = time.time() - start
-        state.metrics.setdefault("losses", {})[phase] = losses
         state.save(state_path)
         if old and old != out and not cfg.keep_phase_checkpoints:
             (run_dir / old).unlink(missing_ok=True)
         ctx.checkpoint.unlink(missing_ok=True)
 
+    dist.barrier()
+    if not main:
+        return {}
     if cfg.stage2.finetune_teacher and "teacher_finetuned" not in state.metrics:
         state.metrics["teacher_finetuned"] = evaluate_model(teacher, data.test, ctx_eval, ks, batch_size=bs)
     state.metrics["student"] = evaluate_model(student, data.test, ctx_eval, ks, batch_size=bs)

@@ -1,6 +1,8 @@
 """`python -m compression.run`: distil a CLIP teacher into a small dual encoder and evaluate it.
 
 With no arguments: the offline default (synthetic benchmark, teacher trained from scratch, CPU).
+Data-parallel on N GPUs (or N CPU processes): ``torchrun --nproc_per_node N -m compression.run ...``
+(see compression/distributed.py and the README's multi-GPU section).
 """
 from __future__ import annotations
 
@@ -45,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     # libraries (open_clip logs to the root logger, faiss's loader) stay at WARNING; ours at --log-level
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("compression").setLevel(args.log_level)
+    from compression.distributed import env_world, shutdown
+
+    if env_world().rank != 0:  # under torchrun, rank 0 logs; the others only warn
+        logging.getLogger("compression").setLevel(max(logging.WARNING, logging.getLevelName(args.log_level)))
     try:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as e:
@@ -66,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; run the same command again to resume from the last checkpoint in {run_dir}", file=sys.stderr)
         return 130
+    finally:
+        shutdown(env_world())
+    if not metrics:  # a rank other than 0 of a torchrun job: rank 0 reports
+        return 0
     r = metrics["retrieval"]
     ref = r.get("teacher_finetuned", r["teacher_zero_shot"])["rsum"]
     print((run_dir / "report.md").read_text())

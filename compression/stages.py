@@ -20,11 +20,12 @@ from torch.utils.data import DataLoader
 from compression.config import OptimConfig, Stage2Config
 from compression.data.captioned import CaptionedImages, ImageSource
 from compression.data.datasets import ImageDataset, PairIndex
+from compression.distributed import SINGLE, Dist, broadcast_array
 from compression.embedding import encode_images, encode_tokens, tokenize_all
 from compression.hard_negatives import mine_hard_negatives
 from compression.losses import DistillClipLoss, contrastive_distillation_loss, info_nce_loss
 from compression.models.teacher import text_encoder
-from compression.trainer import train_phase
+from compression.trainer import Features, train_phase
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +41,29 @@ class PhaseContext:
     checkpoint: Path | None
     num_workers: int = 0
     progress: bool = True
+    dist: Dist = SINGLE
+    precision: str = "fp32"
 
     def bar(self, desc: str) -> str | None:
-        """A progress-bar label, or None (no bar) when progress is off."""
-        return desc if self.progress else None
+        """A progress-bar label, or None (no bar) when progress is off or on ranks other than 0."""
+        return desc if self.progress and self.dist.is_main else None
+
+    def images_table(self, encode: Callable, source: ImageSource, desc: str) -> torch.Tensor:
+        """(N, D) normalised embeddings of every image, encoded in shards across ranks."""
+        return encode_images(encode, source, self.transform, device=self.device, num_workers=self.num_workers,
+                             desc=self.bar(desc), dist=self.dist)
+
+    def texts_table(self, encode: Callable, tokens: torch.Tensor, desc: str) -> torch.Tensor:
+        """(C, D) normalised embeddings of every token sequence, encoded in shards across ranks."""
+        return encode_tokens(encode, tokens, device=self.device, desc=self.bar(desc), dist=self.dist)
+
+    def train(self, name: str, module: nn.Module, cfg: OptimConfig, n_items: int, make_batches: Callable,
+              forward_fn: Callable[[object], Features], loss_fn: Callable, **kwargs) -> dict[str, float]:
+        """``train_phase`` with this context's checkpoint, seed, progress, ranks, device and precision."""
+        return train_phase(
+            name, module, cfg, n_items, make_batches, forward_fn, loss_fn, self.checkpoint, self.seed,
+            progress=self.progress, dist=self.dist, device=self.device, precision=self.precision, **kwargs,
+        )
 
 
 def image_batches(source: ImageSource, ctx: PhaseContext, index_batches: list[np.ndarray]) -> Iterator:
@@ -96,9 +116,9 @@ def train_clip(
     model.eval()
     frozen_text = frozen_image = None
     if towers == "image":
-        frozen_text = encode_tokens(text_encoder(model), tokens, device=ctx.device, desc=ctx.bar(f"{name}: text side"))
+        frozen_text = ctx.texts_table(text_encoder(model), tokens, f"{name}: text side")
     elif towers == "text":
-        frozen_image = encode_images(model.encode_image, data.images, ctx.transform, device=ctx.device, desc=ctx.bar(f"{name}: image side"))
+        frozen_image = ctx.images_table(model.encode_image, data.images, f"{name}: image side")
     elif towers != "both":
         raise ValueError(f"towers must be 'image', 'text' or 'both', got {towers!r}")
     set_trainable_towers(model, image=towers in ("image", "both"), text=towers in ("text", "both"))
@@ -110,7 +130,7 @@ def train_clip(
         else:
             yield from image_batches(data.images, ctx, index_batches)
 
-    def loss_fn(batch):
+    def forward_fn(batch) -> Features:
         images, idx = batch
         cap = torch.from_numpy(sampler.choice[idx.numpy()])
         if towers == "text":
@@ -121,11 +141,14 @@ def train_clip(
             txt = frozen_text[cap].to(ctx.device)
         else:
             txt = _norm(text_encoder(model)(trim_tokens(tokens[cap]).to(ctx.device)))
-        return {"infonce_loss": info_nce_loss(img, txt, model.logit_scale.exp())}
+        return {"image": img, "text": txt, "scale": model.logit_scale.exp()}
 
-    result = train_phase(
-        name, model, cfg, len(data), make_batches, loss_fn, ctx.checkpoint, ctx.seed,
-        on_epoch_start=sampler.new_epoch, progress=ctx.progress, clamp_logit_scale=[model.logit_scale],
+    def loss_fn(f: Features):
+        return {"infonce_loss": info_nce_loss(f["image"], f["text"], f["scale"])}
+
+    result = ctx.train(
+        name, model, cfg, len(data), make_batches, forward_fn, loss_fn,
+        on_epoch_start=sampler.new_epoch, clamp_logit_scale=[model.logit_scale],
     )
     model.requires_grad_(False)
     return result
@@ -135,18 +158,18 @@ def stage1_image(
     student: nn.Module, teacher: nn.Module, images: ImageSource, cfg: OptimConfig, temperature: float, ctx: PhaseContext
 ) -> dict[str, float]:
     """Stage 1, images alone: the student image embedding of x must pick the teacher's embedding of x."""
-    target = encode_images(teacher.encode_image, images, ctx.transform, device=ctx.device, desc=ctx.bar("stage1 image: teacher"))
+    target = ctx.images_table(teacher.encode_image, images, "stage1 image: teacher")
     student.requires_grad_(False)
     student.visual.requires_grad_(True)
 
-    def loss_fn(batch):
+    def forward_fn(batch) -> Features:
         x, idx = batch
-        return {"distill_loss": contrastive_distillation_loss(_norm(student.visual(x)), target[idx].to(ctx.device), temperature)}
+        return {"student": _norm(student.visual(x)), "teacher": target[idx].to(ctx.device)}
 
-    out = train_phase(
-        "stage1-image", student.visual, cfg, len(images), lambda b: image_batches(images, ctx, b), loss_fn,
-        ctx.checkpoint, ctx.seed, progress=ctx.progress,
-    )
+    def loss_fn(f: Features):
+        return {"distill_loss": contrastive_distillation_loss(f["student"], f["teacher"], temperature)}
+
+    out = ctx.train("stage1-image", student.visual, cfg, len(images), lambda b: image_batches(images, ctx, b), forward_fn, loss_fn)
     student.requires_grad_(False)
     return out
 
@@ -156,19 +179,18 @@ def stage1_text(
 ) -> dict[str, float]:
     """Stage 1, texts alone: the student text embedding of t must pick the teacher's embedding of t."""
     tokens = tokenize_all(ctx.tokenizer, texts)
-    target = encode_tokens(text_encoder(teacher), tokens, device=ctx.device, desc=ctx.bar("stage1 text: teacher"))
+    target = ctx.texts_table(text_encoder(teacher), tokens, "stage1 text: teacher")
     student.requires_grad_(False)
     student.text.requires_grad_(True)
 
-    def loss_fn(idx):
+    def forward_fn(idx) -> Features:
         idx = torch.from_numpy(idx)
-        emb = _norm(student.text(trim_tokens(tokens[idx]).to(ctx.device)))
-        return {"distill_loss": contrastive_distillation_loss(emb, target[idx].to(ctx.device), temperature)}
+        return {"student": _norm(student.text(trim_tokens(tokens[idx]).to(ctx.device))), "teacher": target[idx].to(ctx.device)}
 
-    out = train_phase(
-        "stage1-text", student.text, cfg, len(texts), lambda b: iter(b), loss_fn, ctx.checkpoint, ctx.seed,
-        progress=ctx.progress,
-    )
+    def loss_fn(f: Features):
+        return {"distill_loss": contrastive_distillation_loss(f["student"], f["teacher"], temperature)}
+
+    out = ctx.train("stage1-text", student.text, cfg, len(texts), lambda b: iter(b), forward_fn, loss_fn)
     student.requires_grad_(False)
     return out
 
@@ -196,8 +218,8 @@ def stage2_student(
     sampler = CaptionSampler(data, ctx.seed)
     teacher.eval()
     student.eval()
-    t_img = encode_images(teacher.encode_image, data.images, ctx.transform, device=ctx.device, desc=ctx.bar(f"{name}: teacher images"))
-    t_txt = encode_tokens(text_encoder(teacher), tokens, device=ctx.device, desc=ctx.bar(f"{name}: teacher texts"))
+    t_img = ctx.images_table(teacher.encode_image, data.images, f"{name}: teacher images")
+    t_txt = ctx.texts_table(text_encoder(teacher), tokens, f"{name}: teacher texts")
     t_scale = teacher.logit_scale.exp().detach().to(ctx.device)
     image_ids = np.arange(len(data))
     max_caps = int(max(len(c) for c in data.captions))
@@ -205,7 +227,7 @@ def stage2_student(
     state: dict[str, torch.Tensor | np.ndarray | None] = {"s_img": None, "s_txt": None, "hard_txt": None, "hard_img": None}
 
     if towers == "text":  # the image tower is done and frozen: its embeddings are a fixed table
-        state["s_img"] = encode_images(student.encode_image, data.images, ctx.transform, device=ctx.device, desc=ctx.bar(f"{name}: student images"))
+        state["s_img"] = ctx.images_table(student.encode_image, data.images, f"{name}: student images")
 
     def on_epoch_start(epoch: int) -> None:
         sampler.new_epoch(epoch)
@@ -213,15 +235,19 @@ def stage2_student(
             return
         rng = np.random.default_rng([ctx.seed, 10_000 + epoch])
         student.eval()
+        # queries encoded in shards across ranks; one FAISS index and search on rank 0, answer broadcast
+        main = ctx.dist.is_main
         if towers in ("image", "both"):  # image queries against the text corpus
-            s_img = encode_images(student.encode_image, data.images, ctx.transform, device=ctx.device, desc=ctx.bar(f"{name}: mining"))
-            corpus = t_txt if towers == "image" else encode_tokens(student.encode_text, tokens, device=ctx.device)
-            state["hard_txt"] = mine_hard_negatives(s_img, corpus, image_ids, owner, s2.hard_negatives, s2.hard_negative_pool, rng, max_caps)
+            s_img = ctx.images_table(student.encode_image, data.images, f"{name}: mining")
+            corpus = t_txt if towers == "image" else ctx.texts_table(student.encode_text, tokens, f"{name}: mining")
+            hard = mine_hard_negatives(s_img, corpus, image_ids, owner, s2.hard_negatives, s2.hard_negative_pool, rng, max_caps) if main else None
+            state["hard_txt"] = broadcast_array(hard, ctx.dist)
             if towers == "both":
                 state["s_txt"], state["s_img"] = corpus, s_img
         if towers in ("text", "both"):  # caption queries against the image corpus
-            s_txt = encode_tokens(student.encode_text, tokens, device=ctx.device, desc=ctx.bar(f"{name}: mining"))
-            state["hard_img"] = mine_hard_negatives(s_txt, state["s_img"], owner, image_ids, s2.hard_negatives, s2.hard_negative_pool, rng, 1)
+            s_txt = ctx.texts_table(student.encode_text, tokens, f"{name}: mining")
+            hard = mine_hard_negatives(s_txt, state["s_img"], owner, image_ids, s2.hard_negatives, s2.hard_negative_pool, rng, 1) if main else None
+            state["hard_img"] = broadcast_array(hard, ctx.dist)
 
     student.requires_grad_(False)
     if towers in ("image", "both"):
@@ -237,7 +263,7 @@ def stage2_student(
         else:
             yield from image_batches(data.images, ctx, index_batches)
 
-    def loss_fn(batch):
+    def forward_fn(batch) -> Features:
         images, idx = batch
         cap = torch.from_numpy(sampler.choice[idx.numpy()])
         img = state["s_img"][idx].to(ctx.device) if towers == "text" else _norm(student.encode_image(images))
@@ -248,14 +274,20 @@ def stage2_student(
             hard_texts = bank[torch.from_numpy(state["hard_txt"][idx.numpy()])].to(ctx.device)
         if state["hard_img"] is not None:
             hard_images = state["s_img"][torch.from_numpy(state["hard_img"][cap.numpy()])].to(ctx.device)
+        return {
+            "image": img, "text": txt, "scale": student.logit_scale.exp(), "t_image": t_img[idx].to(ctx.device),
+            "t_text": t_txt[cap].to(ctx.device), "hard_texts": hard_texts, "hard_images": hard_images,
+        }
+
+    def loss_fn(f: Features):
         return loss(
-            img, txt, student.logit_scale.exp(), t_img[idx].to(ctx.device), t_txt[cap].to(ctx.device), t_scale,
-            trained=towers, hard_texts=hard_texts, hard_images=hard_images,
+            f["image"], f["text"], f["scale"], f["t_image"], f["t_text"], t_scale,
+            trained=towers, hard_texts=f["hard_texts"], hard_images=f["hard_images"],
         )
 
-    out = train_phase(
-        name, student, cfg, len(data), make_batches, loss_fn, ctx.checkpoint, ctx.seed,
-        on_epoch_start=on_epoch_start, progress=ctx.progress, clamp_logit_scale=[student.logit_scale],
+    out = ctx.train(
+        name, student, cfg, len(data), make_batches, forward_fn, loss_fn,
+        on_epoch_start=on_epoch_start, clamp_logit_scale=[student.logit_scale],
     )
     student.requires_grad_(False)
     return out

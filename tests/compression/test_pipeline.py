@@ -78,7 +78,7 @@ def test_interrupt_then_resume_gives_the_same_student(tiny_run, tmp_path, monkey
     real = stages.train_phase
     calls = {"n": 0}
 
-    def interrupting(name, module, opt, n_items, make_batches, loss_fn, checkpoint, seed, **kw):
+    def interrupting(name, module, opt, *args, **kw):
         if name == "stage2-image" and calls["n"] == 0:
             calls["n"] += 1
             opt1 = type(opt)(**opt.__dict__)
@@ -92,8 +92,8 @@ def test_interrupt_then_resume_gives_the_same_student(tiny_run, tmp_path, monkey
                     orig_start(epoch)
 
             kw["on_epoch_start"] = stop
-            return real(name, module, opt1, n_items, make_batches, loss_fn, checkpoint, seed, **kw)
-        return real(name, module, opt, n_items, make_batches, loss_fn, checkpoint, seed, **kw)
+            return real(name, module, opt1, *args, **kw)
+        return real(name, module, opt, *args, **kw)
 
     monkeypatch.setattr(stages, "train_phase", interrupting)
     run_dir = tmp_path / "resumed"
