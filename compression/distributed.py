@@ -92,9 +92,29 @@ def init_distributed(device: torch.device, timeout_minutes: float = 60) -> tuple
         torch.cuda.set_device(device)
     if not torch_dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        torch_dist.init_process_group(backend, timeout=timedelta(minutes=timeout_minutes))
+        timeout = timedelta(minutes=timeout_minutes)
+        torch_dist.init_process_group(backend, store=attempt_store(dist, timeout), rank=dist.rank,
+                                      world_size=dist.world_size, timeout=timeout)
         logger.info("rank %d/%d joined the %s process group (device %s)", dist.rank, dist.world_size, backend, device)
     return dist, device
+
+
+def attempt_store(dist: Dist, timeout: timedelta) -> torch_dist.Store:
+    """The rendezvous store at MASTER_ADDR:MASTER_PORT, under a prefix unique to this torchrun attempt.
+
+    torchrun's agent keeps one store across ``--max-restarts`` attempts; when a worker dies while
+    the others wait in a collective, the restarted group otherwise reads the dead attempt's Gloo
+    addresses from it and fails with "connectFullMesh ... Connection refused" (seen with torch
+    2.14.1). Under torchrun the agent hosts the store; under another launcher rank 0 does.
+    """
+    try:
+        host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"WORLD_SIZE is set but MASTER_ADDR/MASTER_PORT are missing or bad: {e}") from e
+    agent_hosts = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = torch_dist.TCPStore(host, port, dist.world_size, is_master=dist.is_main and not agent_hosts,
+                                timeout=timeout, multi_tenant=True)
+    return torch_dist.PrefixStore(f"pocketclip/attempt-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/", store)
 
 
 def shutdown(dist: Dist) -> None:
