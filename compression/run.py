@@ -28,6 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m compression.run",
         description="Two-stage (MoTIS) compression of a CLIP teacher into a small dual encoder, then "
         "recall@K evaluation. Re-running the same command resumes an interrupted run.",
+        epilog="Several GPUs or machines: put torchrun in front, e.g. `torchrun --standalone --nproc_per_node 8 "
+        "-m compression.run --config paper-vitb32-vits16-text6`; batch sizes in the config are global batches.",
     )
     p.add_argument("--config", default=None, help=f"YAML config file or bundled name ({bundled}); default: offline")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
