@@ -1,7 +1,7 @@
 """Exact top-K search over the stored embeddings: one matrix-vector product, dead rows masked.
 
-Chosen by measurement (bench/engine_bench.py, figures in its docstring): numpy on the store's
-memory-mapped matrix. FAISS ``IndexFlatIP`` was faster single-threaded at 100k rows (about 2 ms vs
+Chosen by measurement (``python -m bench``, section "search"; figures in bench/results/): numpy on the
+store's memory-mapped matrix. FAISS ``IndexFlatIP`` was faster single-threaded at 100k rows (about 2 ms vs
 5-11 ms for 128-d) but 2-3x slower than numpy with its OpenMP threads on a busy CPU, needs its own
 copy of every embedding (+51 MB at 100k x 128, +205 MB at 512-d) rebuilt after each compaction, and
 has no wheel for the phones; at 10k rows both take well under a millisecond, less than encoding

@@ -1,0 +1,456 @@
+"""Indexing section: photos/s of the engine's real indexer on camera-sized JPEGs, and where the time goes.
+
+A gallery of 4000x3000 JPEGs (quality 90, textured: multi-scale noise, grain, shapes; generated
+here) is indexed end to end by ``SearchEngine.update`` (scan + read + decode + resize + encode +
+store commit, decoding the next batch on two threads while this one is encoded) in a fresh child
+process, whose resident memory is read after each batch and at its peak (``peak_rss_mb``). On the
+same photos, in the same child, each stage is then timed on its own (one thread, one photo after
+another), with the decode a 224-px model (ViT-S/16, ViT-B/32) would need next to the model's own;
+and the encoder alone on already-preprocessed tensors. Last, a re-scan of an unchanged gallery of
+small files.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import (
+    current_rss_mb,
+    display_path,
+    fmt_ms,
+    md_table,
+    new_figure,
+    peak_rss_mb,
+    run_child,
+    save_figure,
+    summarize_ms,
+    time_calls,
+)
+
+logger = logging.getLogger(__name__)
+
+PHOTO_SIZE = (4000, 3000)  # a 12 MP phone photo
+JPEG_QUALITY = 90
+PHOTOS = {True: 12, False: 100}
+RESCAN_FILES = {True: 2_000, False: 10_000}
+DECODE_WORKERS = 2  # the engine's default
+REAL_MODEL_SIZE = 224  # input size of ViT-S/16 and ViT-B/32
+
+
+# ------------------------------------------------------------------------------------------------
+# the gallery
+# ------------------------------------------------------------------------------------------------
+
+
+def _texture(width: int, height: int, rng: np.random.Generator) -> Any:
+    """A photo-like RGB canvas: noise at four scales (smooth regions to fine detail) plus sensor grain."""
+    from PIL import Image
+
+    acc = np.zeros((height, width, 3), dtype=np.float32)
+    for (gw, gh), weight in (((6, 5), 0.45), ((24, 18), 0.25), ((96, 72), 0.15), ((384, 288), 0.10)):
+        small = Image.fromarray(rng.integers(0, 256, (gh, gw, 3), dtype=np.uint8))
+        acc += weight * np.asarray(small.resize((width, height), Image.Resampling.BICUBIC), dtype=np.float32)
+    acc += rng.normal(0, 8, acc.shape).astype(np.float32)
+    return Image.fromarray(np.clip(acc, 0, 255).astype(np.uint8))
+
+
+def write_gallery(root: Path, n: int, size: tuple[int, int] = PHOTO_SIZE, seed: int = 0) -> dict[str, Any]:
+    """``n`` distinct textured JPEGs of ``size`` under ``root`` (crops of one canvas, each tinted and with
+    its own shapes); returns their count, mean bytes and the seconds it took."""
+    from PIL import ImageDraw
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    w, h = size
+    margin = 256
+    canvas = _texture(w + margin, h + margin, rng)
+    total = 0
+    for i in range(n):
+        x, y = (int(v) for v in rng.integers(0, margin, 2))
+        tint = rng.uniform(0.7, 1.3, 3)
+        im = canvas.crop((x, y, x + w, y + h)).point(
+            [min(255, int(v * tint[c])) for c in range(3) for v in range(256)]
+        )
+        draw = ImageDraw.Draw(im)
+        for _ in range(6):
+            cx, cy, r = int(rng.integers(0, w)), int(rng.integers(0, h)), int(rng.integers(w // 40, w // 7))
+            draw.ellipse(
+                (cx - r, cy - r, cx + r, cy + r), fill=tuple(int(v) for v in rng.integers(0, 256, 3))
+            )
+        path = root / f"DCIM{i // 50:03d}" / f"IMG_{i:05d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        im.save(path, "JPEG", quality=JPEG_QUALITY)
+        total += path.stat().st_size
+    return {
+        "photos": n,
+        "width": w,
+        "height": h,
+        "jpeg_quality": JPEG_QUALITY,
+        "mean_bytes": total / max(n, 1),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# the child: end to end, then stage by stage
+# ------------------------------------------------------------------------------------------------
+
+
+def index_in_child(
+    started: float, model: str, gallery: str, data_dir: str, threads: int | None
+) -> dict[str, Any]:
+    """Runs in a fresh process (see bench.common.run_child): index ``gallery`` with the engine, then
+    time each stage on the same photos. Returns JSON-ready figures."""
+    from app.engine.engine import SearchEngine
+    from app.engine.runtimes import load_encoders
+    from app.engine.runtimes.torch_runtime import default_index_threads
+
+    rss_imports = current_rss_mb()
+    encoders = load_encoders(model, threads=threads or default_index_threads(DECODE_WORKERS))
+    rss_model, peak_before = current_rss_mb(), peak_rss_mb()
+    with SearchEngine(Path(data_dir) / "index", encoders) as engine:
+        t0 = time.perf_counter()
+        trace: list[float | None] = []  # RSS when each batch is committed: flat if memory is bounded
+        update = engine.update(
+            [gallery],
+            decode_workers=DECODE_WORKERS,
+            progress=lambda done, total: trace.append(current_rss_mb()),
+        )
+        seconds = time.perf_counter() - t0
+    rss_after, rss_peak = current_rss_mb(), peak_rss_mb()
+    import torch
+
+    out = {
+        "backend": encoders.backend,
+        "model_image_size": encoders.preprocess.image_size,
+        "batch_size": encoders.image_batch_size,
+        "torch_threads": torch.get_num_threads(),
+        "decode_workers": DECODE_WORKERS,
+        "end_to_end": {
+            "photos": update.index.indexed,
+            "skipped": update.index.skipped,
+            "seconds": seconds,
+            "scan_seconds": update.scan.seconds,
+            "photos_per_s": update.index.indexed / seconds,
+        },
+        "rss_mb": {
+            "after_imports": rss_imports,
+            "after_model_load": rss_model,
+            "peak_before_indexing": peak_before,
+            "after_indexing": rss_after,
+            "after_each_batch": trace[1:],  # the first call comes before any photo
+            "peak_after_indexing": rss_peak,
+        },
+    }
+    out.update(
+        _stages(encoders, sorted(str(p) for p in Path(gallery).rglob("*.jpg")), Path(data_dir) / "stages")
+    )
+    return out
+
+
+def _stages(encoders: Any, paths: list[str], data_dir: Path) -> dict[str, Any]:
+    """Each stage timed alone on ``paths`` (ms per photo), and the encoder's raw photos/s."""
+    from app.engine.decode import (
+        DecodeLimits,
+        ImagePreprocess,
+        decode_rgb,
+        preprocess_image,
+        read_photo_bytes,
+    )
+    from app.engine.fingerprint import fingerprint_bytes
+    from app.engine.scanner import ScannedFile, ScanPlan
+    from app.engine.store import EmbeddingStore, IndexedPhoto
+
+    limits, pre = DecodeLimits(), encoders.preprocess
+    real = ImagePreprocess(REAL_MODEL_SIZE, pre.mean, pre.std)
+    times: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "read",
+            "fingerprint",
+            "decode",
+            "preprocess",
+            "encode",
+            "store_commit",
+            "decode_224",
+            "preprocess_224",
+            "decode_full_size",
+        )
+    }
+
+    def timed(key: str, fn: Any, *args: Any) -> Any:
+        t0 = time.perf_counter()
+        value = fn(*args)
+        times[key].append(time.perf_counter() - t0)
+        return value
+
+    pixels, metas = [], []
+    for i, path in enumerate(paths):
+        data, size, mtime = timed("read", read_photo_bytes, path, limits)
+        fp = timed("fingerprint", fingerprint_bytes, data)
+        image = timed("decode", decode_rgb, data, path, limits, pre.image_size)
+        pixels.append(timed("preprocess", preprocess_image, image, pre))
+        metas.append((path, size, mtime, fp))
+        big = timed("decode_224", decode_rgb, data, path, limits, REAL_MODEL_SIZE)
+        timed("preprocess_224", preprocess_image, big, real)
+        if i < 12:  # the JPEG draft's saving, on a few photos (a full decode is the slowest step)
+            timed("decode_full_size", decode_rgb, data, path, DecodeLimits(jpeg_draft=False), pre.image_size)
+    batch = encoders.image_batch_size
+    embeddings = [
+        timed("encode", encoders.encode_images, np.stack(pixels[s : s + batch]))
+        for s in range(0, len(pixels), batch)
+    ]
+    with EmbeddingStore(data_dir) as store:
+        store.bind_model(encoders.model_id, encoders.embed_dim)
+        store.apply_plan(ScanPlan(new=[ScannedFile(p, s, m) for p, s, m, _ in metas]))
+        ids = [row[0] for row in store.pending_after(0, len(metas))]
+        for b, emb in enumerate(embeddings):
+            part = list(zip(ids[b * batch :], metas[b * batch :], emb))
+            timed(
+                "store_commit",
+                store.commit_batch,
+                [IndexedPhoto(i, e, size, mtime, fp) for i, (_, size, mtime, fp), e in part],
+            )
+    n = len(paths)
+    per_batch = {"encode", "store_commit"}  # timed once per batch: spread over its photos
+    stage_ms = {
+        k: (1e3 * sum(v) / n if k in per_batch else summarize_ms(v)["mean_ms"]) for k, v in times.items() if v
+    }
+    full = np.stack((pixels * (batch // max(len(pixels), 1) + 1))[:batch])
+    raw = time_calls(encoders.encode_images, [full], warmup=1, budget_s=2.0, min_repeats=3, max_repeats=50)
+    return {
+        "stage_ms_per_photo": stage_ms,
+        "stage_photos": n,
+        "encoder_raw": {"batch": batch, **raw, "photos_per_s": batch / (raw["min_ms"] / 1e3)},
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# re-scan
+# ------------------------------------------------------------------------------------------------
+
+
+def measure_rescan(work_dir: Path, n: int, repeats: int = 5) -> dict[str, Any]:
+    """Wall time of scans of an unchanged gallery of ``n`` small files: the first, then p50 of repeats."""
+    import io
+
+    from PIL import Image
+
+    from app.engine.engine import SearchEngine
+    from app.engine.runtimes.base import Encoders
+
+    class NoEncoders(Encoders):  # scanning never encodes
+        backend, model_id, embed_dim = "none", "none", 4
+
+        def encode_images(self, pixels: np.ndarray) -> np.ndarray:
+            raise AssertionError("a scan encoded a photo")
+
+        def encode_tokens(self, tokens: np.ndarray) -> np.ndarray:
+            raise AssertionError("a scan encoded a text")
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (120, 30, 200)).save(buf, format="JPEG")
+    gallery = work_dir / "rescan-gallery"
+    for i in range(n):
+        folder = gallery / f"album{i // 500:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"IMG_{i:05d}.jpg").write_bytes(buf.getvalue())
+    with SearchEngine(work_dir / "rescan-index", NoEncoders()) as engine:
+        t0 = time.perf_counter()
+        first = engine.scan([gallery])
+        first_s = time.perf_counter() - t0
+        timing = time_calls(
+            lambda _: engine.scan([gallery]), [None], warmup=0, min_repeats=repeats, max_repeats=repeats
+        )
+        again = engine.scan([gallery])
+    if again.plan.has_changes or len(first.plan.new) != n:
+        raise RuntimeError(
+            f"re-scan of an unchanged gallery of {n} files found changes: {again.plan.summary()}"
+        )
+    return {
+        "files": n,
+        "first_scan_s": first_s,
+        "rescan_p50_s": timing["p50_ms"] / 1e3,
+        "rescan_min_s": timing["min_ms"] / 1e3,
+        "repeats": repeats,
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# the section
+# ------------------------------------------------------------------------------------------------
+
+
+def run(quick: bool, work_dir: Path, model: Path, threads: int | None = None) -> dict[str, Any]:
+    n = PHOTOS[quick]
+    logger.info("indexing: writing %d JPEGs of %dx%d", n, *PHOTO_SIZE)
+    gallery = write_gallery(work_dir / "gallery", n)
+    logger.info("indexing: indexing them in a child process (%s)", model)
+    child = run_child(
+        "bench.indexing:index_in_child",
+        {
+            "model": str(Path(model).resolve()),
+            "gallery": str(work_dir / "gallery"),
+            "data_dir": str(work_dir / "index-data"),
+            "threads": threads,
+        },
+    )
+    logger.info("indexing: re-scan of an unchanged gallery")
+    return {
+        "model": display_path(model),
+        "gallery": gallery,
+        **child.result,
+        "rescan": measure_rescan(work_dir, RESCAN_FILES[quick]),
+    }
+
+
+_STAGE_LABELS = {
+    "read": "read the file",
+    "fingerprint": "content fingerprint",
+    "decode": "JPEG decode (draft, for the model's input size)",
+    "preprocess": "resize + crop + normalise",
+    "encode": "image encoder (per photo of a batch)",
+    "store_commit": "store commit (fsync + transaction, per photo of a batch)",
+}
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    e2e, stages, raw = result["end_to_end"], result["stage_ms_per_photo"], result["encoder_raw"]
+    g, rss = result["gallery"], result["rss_mb"]
+    size = f"{g['width']}x{g['height']}"
+    pipeline = sum(stages[k] for k in _STAGE_LABELS)
+    rows = [
+        [label, f"{stages[k]:.2f}", f"{100 * stages[k] / pipeline:.0f}%"]
+        for k, label in _STAGE_LABELS.items()
+    ]
+    rows.append(["**sum, one thread**", f"**{pipeline:.1f}**", "100%"])
+    rows.append(
+        [
+            (
+                f"engine end to end (scan, {result['decode_workers']} decode threads, batches of "
+                f"{result['batch_size']})"
+            ),
+            f"{1e3 / e2e['photos_per_s']:.1f}",
+            "",
+        ]
+    )
+    rows.append(
+        [
+            f"*JPEG decode at full size (no draft; {min(12, result['stage_photos'])} photos)*",
+            f"{stages['decode_full_size']:.1f}",
+            "",
+        ]
+    )
+    rows.append(
+        [
+            f"*decode + preprocess for a {REAL_MODEL_SIZE}-px model (ViT-S/16, ViT-B/32)*",
+            f"{stages['decode_224'] + stages['preprocess_224']:.1f}",
+            "",
+        ]
+    )
+    rescan = result["rescan"]
+    main = md_table(
+        ["", "value"],
+        [
+            [
+                "photos indexed end to end",
+                (f"{e2e['photos']} ({size}, JPEG q{g['jpeg_quality']}, {g['mean_bytes'] / 1e6:.1f} MB each)"),
+            ],
+            ["photos/s, end to end (SearchEngine.update)", f"{e2e['photos_per_s']:.1f}"],
+            [
+                f"photos/s, encoder alone on preprocessed tensors (batch {raw['batch']})",
+                f"{raw['photos_per_s']:.0f}",
+            ],
+            [
+                "runtime",
+                (
+                    f"{result['backend']}, {result['model_image_size']} px input, {result['torch_threads']} "
+                    "torch "
+                    f"thread(s), {result['decode_workers']} decode threads"
+                ),
+            ],
+            [
+                "RSS after imports / after model load / after indexing; peak (MB)",
+                (
+                    f"{rss['after_imports']:.0f} / {rss['after_model_load']:.0f} / "
+                    f"{rss['after_indexing']:.0f}; "
+                    f"{rss['peak_after_indexing']:.0f}"
+                ),
+            ],
+            [
+                f"re-scan of an unchanged {rescan['files']:,}-file gallery (p50 of {rescan['repeats']})",
+                f"{rescan['rescan_p50_s'] * 1e3:.0f} ms (first scan {rescan['first_scan_s'] * 1e3:.0f} ms)",
+            ],
+        ],
+    )
+    slowest = max(_STAGE_LABELS, key=lambda k: stages[k])
+    findings = [
+        (
+            f"- End to end the engine indexes {e2e['photos_per_s']:.1f} photos/s of {size} JPEGs; the "
+            "encoder alone "
+            f"runs at {raw['photos_per_s']:.0f} photos/s, so encoding is "
+            f"{e2e['photos_per_s'] / raw['photos_per_s']:.1%} "
+            f"of the indexing time: with this model indexing real photos is bound by "
+            f"{_STAGE_LABELS[slowest].split(' (')[0]} ({100 * stages[slowest] / pipeline:.0f}% of the "
+            "one-thread "
+            f"pipeline)."
+        ),
+        (
+            "- The JPEG draft decode (DCT scaling to at least 4x the input size) costs "
+            f"{stages['decode']:.1f} ms a "
+            f"photo instead of {stages['decode_full_size']:.1f} ms for a full decode "
+            f"({stages['decode_full_size'] / stages['decode']:.1f}x); a {REAL_MODEL_SIZE}-px model needs a "
+            "larger draft: "
+            f"{stages['decode_224'] + stages['preprocess_224']:.1f} ms to decode and preprocess."
+        ),
+        (
+            f"- Memory: {rss['after_imports']:.0f} MB resident after Python and the engine's imports, "
+            f"{rss['after_model_load']:.0f} MB with the model loaded, {rss['after_indexing']:.0f} MB after "
+            f"indexing {e2e['photos']} full-size photos"
+            + _batch_rss(rss["after_each_batch"])
+            + ". "
+            + (
+                f"The peak, {rss['peak_after_indexing']:.0f} MB, was reached while loading the model."
+                if rss["peak_after_indexing"] <= rss["peak_before_indexing"]
+                else f"The peak rose from {rss['peak_before_indexing']:.0f} MB to "
+                f"{rss['peak_after_indexing']:.0f} MB while indexing."
+            )
+        ),
+    ]
+    return (
+        f"### Indexing {e2e['photos']} camera-sized photos ({result['backend']})\n\n{main}\n\n"
+        f"### Where the time goes: ms per photo, each stage alone on one thread ({result['stage_photos']} "
+        f"photos)\n\n"
+        + md_table(["stage", "ms/photo", "share"], rows)
+        + "\n\nFindings (this run):\n\n"
+        + "\n".join(findings)
+    )
+
+
+def _batch_rss(trace: list[float | None]) -> str:
+    values = [v for v in trace if v is not None]
+    if len(values) < 2:
+        return ""
+    return (
+        f" (between {min(values):.0f} and {max(values):.0f} MB after each of its {len(values)} batches: "
+        "bounded, not growing with the gallery)"
+    )
+
+
+def plot(result: dict[str, Any], out_dir: Path) -> list[Path]:
+    stages = result["stage_ms_per_photo"]
+    fig, ax = new_figure(1, 7.0, 3.8)
+    labels = [label.split(" (")[0] for label in _STAGE_LABELS.values()]
+    values = [stages[k] for k in _STAGE_LABELS]
+    ax.barh(labels[::-1], values[::-1], color="tab:blue")
+    e2e = 1e3 / result["end_to_end"]["photos_per_s"]
+    ax.axvline(e2e, color="tab:red", linestyle="--", label=f"engine end to end: {fmt_ms(e2e)} ms/photo")
+    ax.set_xlabel("ms per photo (one thread)")
+    ax.set_title(f"Indexing {result['gallery']['width']}x{result['gallery']['height']} JPEGs: time per stage")
+    ax.legend(fontsize=8)
+    return [save_figure(fig, out_dir / "indexing_stages.png")]
