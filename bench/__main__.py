@@ -214,7 +214,7 @@ def run_section(
 def render_results_md(out: Path, facts: dict[str, Any], command: str) -> str:
     """results.md: this run's machine and command, then every section whose JSON is in ``out``, in the
     registry's order; a section measured in an earlier run says so."""
-    from bench.common import describe_machine
+    from bench.common import describe_machine, other_cpu_sentence
 
     parts = [
         "# Benchmarks",
@@ -247,6 +247,9 @@ def render_results_md(out: Path, facts: dict[str, Any], command: str) -> str:
             if machine.get("cpu") != facts.get("cpu") or machine.get("cores") != facts.get("cores"):
                 note += f", on another machine ({machine.get('cpu')}, {machine.get('cores')} cores)"
         parts += [note + ".*", ""]
+        shared = other_cpu_sentence(record.get("other_cpu"))
+        if shared:
+            parts += [f"*{shared}*", ""]
         if record.get("skipped"):
             parts.append(f"Skipped: {record['skipped']}")
             continue
@@ -283,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("bench").setLevel(logging.INFO)
 
-    from bench.common import atomic_write_json, display_path, machine_facts
+    from bench.common import OtherCpu, atomic_write_json, display_path, machine_facts
 
     if args.threads is not None:
         import torch
@@ -303,9 +306,10 @@ def main(argv: list[str] | None = None) -> int:
             logger.info("=== %s (%s)", section.name, section.title)
             t0 = time.perf_counter()
             try:
-                result, skipped = run_section(
-                    section, args.quick, Path(tmp) / section.name, model, model_problem, args.threads
-                )
+                with OtherCpu() as other:
+                    result, skipped = run_section(
+                        section, args.quick, Path(tmp) / section.name, model, model_problem, args.threads
+                    )
                 module = load_section(section)
                 record = {
                     "section": section.name,
@@ -314,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                     "machine": facts,
                     "model": display_path(model) if section.model != "none" and not model_problem else None,
                     "wall_s": time.perf_counter() - t0,
+                    "other_cpu": other.as_dict(),
                     "skipped": skipped,
                     "plots": [],
                     "result": result,

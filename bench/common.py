@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,77 @@ def machine_facts(threads: int | None, quick: bool) -> dict[str, Any]:
         },
         "quick": quick,
     }
+
+
+def system_busy_seconds(stat: str | None = None) -> float | None:
+    """CPU seconds every process on the machine has spent busy since boot (the first line of
+    /proc/stat: user, nice, system, irq, softirq, steal), None where there is no /proc/stat."""
+    if stat is None:
+        try:
+            stat = Path("/proc/stat").read_text()
+        except OSError:
+            return None
+    fields = stat.splitlines()[0].split() if stat else []
+    if not fields or fields[0] != "cpu" or len(fields) < 9:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and of the children it has waited for (``os.times``)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class OtherCpu:
+    """How much of the machine other processes used while a block ran::
+
+        with OtherCpu() as other:
+            ...  # timing
+        other.share  # 0.0 on an idle machine; 0.5: half of all cores were busy with other work
+
+    The machine's busy CPU time (/proc/stat) minus this process's and its waited-for children's, over
+    the block's wall time and all cores. Unlike the load average, the benchmark's own threads do not
+    count, and nothing lags. ``share`` is None where /proc/stat is missing (macOS).
+    """
+
+    SHARED = 0.1  # above this share, absolute figures were measured on a shared machine
+
+    def __init__(self) -> None:
+        self.share: float | None = None
+        self.other_cpu_s: float | None = None
+        self.wall_s = 0.0
+
+    def __enter__(self) -> Self:
+        self._busy, self._own, self._t0 = system_busy_seconds(), own_cpu_seconds(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall_s = time.perf_counter() - self._t0
+        busy = system_busy_seconds()
+        if self._busy is None or busy is None or self.wall_s <= 0:
+            return
+        other = max(0.0, (busy - self._busy) - (own_cpu_seconds() - self._own))
+        self.other_cpu_s = round(other, 2)
+        self.share = round(min(1.0, other / (self.wall_s * (os.cpu_count() or 1))), 3)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"share": self.share, "other_cpu_s": self.other_cpu_s, "wall_s": round(self.wall_s, 2),
+                "cores": os.cpu_count()}
+
+
+def other_cpu_sentence(other: dict[str, Any] | None) -> str:
+    """What ``OtherCpu.as_dict()`` says for a reader: one sentence, a warning when the machine was shared."""
+    if not other or other.get("share") is None:
+        return ""
+    text = (
+        f"Other processes used {other['share']:.0%} of the {other['cores']} cores during these "
+        f"{other['wall_s']:.0f} s"
+    )
+    if other["share"] > OtherCpu.SHARED:
+        return text + ": the machine was shared, so the absolute figures are unreliable (rerun when idle)."
+    return text + "."
 
 
 def describe_machine(facts: dict[str, Any]) -> str:

@@ -42,7 +42,16 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from bench.common import atomic_write_bytes, atomic_write_json, md_table, new_figure, save_figure, time_calls
+from bench.common import (
+    OtherCpu,
+    atomic_write_bytes,
+    atomic_write_json,
+    md_table,
+    new_figure,
+    other_cpu_sentence,
+    save_figure,
+    time_calls,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -631,14 +640,9 @@ def executorch_proofs(
     return invariance, agreement
 
 
-def _load_average() -> float | None:
-    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-
-
 def run(quick: bool, work_dir: Path) -> dict[str, Any]:
     """Measure every encoder (see the module docstring); JSON-serialisable. .pte files go to ``work_dir``."""
     started = time.perf_counter()
-    load = {"start": _load_average()}
     s = settings(quick)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -668,9 +672,8 @@ def run(quick: bool, work_dir: Path) -> dict[str, Any]:
         programs[name]["vs_eager"] = stats
     size, ctx = teacher_facts()["image_size"], teacher_facts()["context_length"]
     measured = time.perf_counter()
-    load["before_timing"] = _load_average()
-    measurements = time_images(built, methods, s, size) + time_texts(built, methods, s)
-    load["end"] = _load_average()
+    with OtherCpu() as other:
+        measurements = time_images(built, methods, s, size) + time_texts(built, methods, s)
     return {
         "section": "encoders",
         "quick": quick,
@@ -678,7 +681,7 @@ def run(quick: bool, work_dir: Path) -> dict[str, Any]:
                      "context_length": ctx, "seed": SEED},
         "threads": {"torch": torch.get_num_threads(), "xnnpack_threadpool": xnnpack_threads(),
                     "export_workers": workers, "cores": os.cpu_count()},
-        "load_average": load,
+        "other_cpu_during_timing": other.as_dict(),
         "weights": "random (speed does not depend on the weights)",
         "int8_calibration": f"{s.calibration} random inputs per program (speed does not depend on them)",
         "notes": [
@@ -918,20 +921,9 @@ def findings(result: dict) -> list[str]:
     return lines
 
 
-def _load_sentence(load: dict, cores: int | None) -> str:
-    """The machine's load around the timing, with a warning when other work competed for the cores."""
-    before, end = load.get("before_timing"), load.get("end")
-    if before is None or end is None:
-        return ""
-    text = f"Load average (1 min) {before} before timing, {end} at the end, on {cores} cores"
-    if cores and max(before, end) > cores:
-        return text + ": other work shared the CPU, so these figures are unreliable (rerun when idle)."
-    return text + "."
-
-
 def to_markdown(result: dict) -> str:
     """The section as Markdown: tables and the findings computed from them."""
-    th, load = result["threads"], result.get("load_average", {})
+    th = result["threads"]
     image_speed, image_ratios = _image_tables(result)
     text_speed, text_ratios = _text_tables(result)
     parts = [
@@ -939,7 +931,7 @@ def to_markdown(result: dict) -> str:
         f"Weights: {result['weights']}; torch {th['torch']} threads, ExecuTorch/XNNPACK threadpool "
         f"{th['xnnpack_threadpool']} threads. fp32 and int8 sizes are the ExecuTorch .pte files where "
         "exported, fp16 the parameter bytes. int8: " + result["int8_calibration"] + ". "
-        + _load_sentence(load, th.get("cores")),
+        + other_cpu_sentence(result.get("other_cpu_during_timing")),
         _size_table(result["encoders"]),
         "### Image encoders: images/s",
         image_speed,

@@ -1,8 +1,10 @@
 """`python -m bench`: the helpers (fast) and one quick run end to end on the tiny model (slow)."""
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +74,37 @@ def test_machine_facts_name_the_machine_and_software():
     text = common.describe_machine(facts)
     assert facts["cpu"] in text and "quick run" in text and f"torch {facts['versions']['torch']}" in text
     json.dumps(facts)  # recorded in every JSON
+
+
+def test_system_busy_seconds_reads_proc_stat():
+    stat = "cpu  100 20 30 5000 40 5 6 7 0 0\ncpu0 50 10 15 2500 20 2 3 3 0 0\n"
+    busy = (100 + 20 + 30 + 5 + 6 + 7) / os.sysconf("SC_CLK_TCK")  # idle and iowait are not busy
+    assert common.system_busy_seconds(stat) == pytest.approx(busy)
+    assert common.system_busy_seconds("intr 1 2 3\n") is None
+
+
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs /proc/stat (Linux)")
+def test_other_cpu_counts_other_processes_not_this_one():
+    with common.OtherCpu() as own:  # this process busy: not "other"
+        _spin(0.6)
+    assert own.share is not None and own.share < 0.25, own.as_dict()
+
+    busy = "import time\nend = time.perf_counter() + 0.8\nwhile time.perf_counter() < end: pass\n"
+    with common.OtherCpu() as other:  # a process this one does not wait for while measuring
+        child = subprocess.Popen([sys.executable, "-c", busy])
+        time.sleep(0.9)
+    child.wait()
+    # one busy core of the machine's, less the child's start-up
+    assert other.share is not None and other.share > 0.5 / os.cpu_count() * 0.6, other.as_dict()
+    assert "the machine was shared" in common.other_cpu_sentence({**other.as_dict(), "share": 0.5})
+    assert common.other_cpu_sentence(own.as_dict()).startswith("Other processes used ")
+    assert "shared" not in common.other_cpu_sentence(own.as_dict())
 
 
 def test_atomic_json_replaces_whole_or_not_at_all(tmp_path):
@@ -266,6 +299,10 @@ def test_top_k_recall_and_the_engines_answers():
 def test_bandwidth_and_read_limit():
     bw = search.read_bandwidth(8 * 2**20, repeats=2, threads=2)
     assert bw["gbps_1_thread"] > 0 and bw["gbps_all_threads"] > 0 and bw["bytes"] == 8 * 2**20
+    for kernel in ("sum", "sgemv", "sgemv_blas_threads"):  # each figure is the fastest kernel's
+        assert 0 < bw["by_kernel"][kernel]["all_threads"] <= bw["gbps_all_threads"]
+    for kernel in ("sum", "sgemv"):
+        assert 0 < bw["by_kernel"][kernel]["1_thread"] <= bw["gbps_1_thread"]
     assert search.scan_limit_ms(2_000_000_000, 10.0) == pytest.approx(200.0)
 
 
@@ -386,7 +423,8 @@ def test_quick_run_end_to_end(tiny_run, tmp_path):
         if row["key"] == "numpy_fp32":  # exact search against itself
             assert row["recall_clustered"] == 1.0 and row["recall_uniform"] == 1.0
             if row["scanned_bytes"] > 2 * llc:  # streamed from RAM: cannot beat the bandwidth
-                assert search.scan_limit_ms(row["scanned_bytes"], gbps) < row["p50_ms"]
+                # both are measured; on a shared CI machine either can be off by some percent
+                assert row["p50_ms"] > 0.8 * search.scan_limit_ms(row["scanned_bytes"], gbps)
     assert len(s["approximate"]) == 2
     for approx in s["approximate"]:
         assert approx["build_s_clustered"] > 0

@@ -208,7 +208,7 @@ def _fake_result() -> dict:
         "quick": True,
         "settings": {"text_lengths": [8, 77]},
         "threads": {"torch": 2, "xnnpack_threadpool": 2, "export_workers": 2, "cores": 2},
-        "load_average": {"start": 0.5, "before_timing": 1.2, "end": 3.5},
+        "other_cpu_during_timing": {"share": 0.4, "other_cpu_s": 80.0, "wall_s": 100.0, "cores": 2},
         "weights": "random",
         "int8_calibration": "8 random inputs",
         "paper_speedup": enc.PAPER_SPEEDUP,
@@ -291,7 +291,7 @@ def test_to_markdown_tables_and_findings():
     assert "instead of padding it to 77 makes a text encoder 5.0x to 7.5x faster at batch 1." in md
     assert "6-layer text (paper's student) in PyTorch eager does NOT give the same embedding" in md
     assert "Skipped in this run: ExecuTorch int8 programs." in md
-    assert "Load average (1 min) 1.2 before timing, 3.5 at the end, on 2 cores: other work shared" in md
+    assert "Other processes used 40% of the 2 cores during these 100 s: the machine was shared" in md
 
 
 def test_plot_writes_the_pngs(tmp_path):
