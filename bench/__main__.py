@@ -162,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="where scratch files go (the generated gallery, 1M-row matrices: up to ~3 GB); "
         "deleted afterwards (default: the system's temporary folder)",
     )
+    p.add_argument(
+        "--render",
+        action="store_true",
+        help="measure nothing: rewrite results.md and the plots in --out from the section JSONs already "
+        "there (after a change to how results are shown); the figures and their machine stay as measured",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log every step of every library (DEBUG)")
     return p
 
@@ -271,6 +277,31 @@ def write_results_md(out: Path, facts: dict[str, Any], command: str) -> Path:
     return path
 
 
+def render_existing(out: Path) -> int:
+    """--render: plots and results.md again from ``out``'s JSONs, headed by the newest run's machine."""
+    from bench.common import atomic_write_json
+
+    records = {}
+    for section in SECTIONS:
+        path = out / f"{section.name}.json"
+        if path.is_file():
+            try:
+                records[section.name] = (path, json.loads(path.read_text()))
+            except (OSError, ValueError) as e:
+                logger.error("cannot read %s: %s", path, e)
+                return 1
+    if not records:
+        logger.error("--render: %s holds no section JSON (%s)", out, ", ".join(f"{n}.json" for n in BY_NAME))
+        return 1
+    for name, (path, record) in records.items():
+        if record.get("result") is not None:
+            record["plots"] = [p.name for p in load_section(BY_NAME[name]).plot(record["result"], out)]
+            atomic_write_json(path, record)
+    newest = max((r for _, r in records.values()), key=lambda r: r["machine"]["date"])
+    logger.info("wrote %s", write_results_md(out, newest["machine"], newest["command"]))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
@@ -294,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     command = shlex.join(["python", "-m", "bench", *argv])
     out = args.out.resolve()
+    if args.render:
+        return render_existing(out)
     model = args.model.resolve()
     model_problem = _model_status(model)
     if model_problem:

@@ -383,6 +383,32 @@ def test_results_md_marks_sections_from_earlier_runs(tmp_path):
     assert "search.json cannot be read" in md
 
 
+def test_render_rewrites_results_md_and_plots_from_the_jsons_without_measuring(tmp_path):
+    out = tmp_path / "results"
+    assert main(["--render", "--out", str(out)]) == 1  # nothing to render: an error, not an empty page
+    facts = {**common.machine_facts(None, False), "date": "2020-01-01T00:00:00+00:00", "cpu": "Some CPU"}
+    record = {
+        "section": "quality",
+        "title": "Retrieval quality vs size",
+        "command": "python -m bench --model runs/offline",
+        "machine": facts,
+        "model": "runs/offline",
+        "wall_s": 1.0,
+        "other_cpu": {"share": 0.3, "other_cpu_s": 0.6, "wall_s": 1.0, "cores": 2},
+        "skipped": None,
+        "plots": [],
+        "result": quality.run(False, tmp_path, _write_run_dir(tmp_path / "runs" / "offline")),
+    }
+    common.atomic_write_json(out / "quality.json", record)
+    assert main(["--render", "--out", str(out)]) == 0
+    md = (out / "results.md").read_text()
+    assert "Written by `python -m bench --model runs/offline`. Machine: Some CPU" in md  # the run's, not ours
+    assert "measured in an earlier run" not in md and "the machine was shared" in md
+    rendered = json.loads((out / "quality.json").read_text())
+    assert rendered["plots"] and all((out / png).read_bytes()[:8] == PNG_MAGIC for png in rendered["plots"])
+    assert {k: v for k, v in rendered.items() if k != "plots"} == {k: v for k, v in record.items() if k != "plots"}
+
+
 # ------------------------------------------------------------------------------------------------
 # end to end
 # ------------------------------------------------------------------------------------------------
