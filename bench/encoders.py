@@ -1014,16 +1014,16 @@ def plot(result: dict, out_dir: Path) -> list[Path]:
     paths.append(save_figure(fig, out_dir / "encoders_texts.png"))
 
     rs = [r for r in result["ratios"] if r["batch"] == 1 and r["length"] in (None, _typical_length(lengths))]
-    fig, ax = new_figure(width=7.0)
+    fig, ax = new_figure(width=7.0, height=max(4.0, 0.28 * len(rs)))  # one readable line per bar
 
-    labels = [f"{enc[r['student']]['label']}\n{RUNTIME_LABELS[r['runtime']]}"
+    labels = [f"{enc[r['student']]['label']}, {RUNTIME_LABELS[r['runtime']]}"
               + (f", {r['length']} tokens" if r["length"] else "") for r in rs]
     colour = {"image": "tab:blue", "text": "tab:green"}
     ax.barh(range(len(rs)), [r["ratio"] for r in rs], color=[colour[r["kind"]] for r in rs])
     for kind, claim in result["paper_speedup"].items():
         ax.axvline(claim, linestyle="--", color=colour[kind], label=f"paper, {kind}: {claim}x")
     ax.axvline(1.0, color="black", linewidth=0.8)
-    ax.set_yticks(range(len(rs)), labels, fontsize=6)
+    ax.set_yticks(range(len(rs)), labels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("student speed / teacher speed (batch 1)")
     ax.set_title("Student/teacher speed ratio")
