@@ -184,27 +184,35 @@ class OtherCpu:
 
     SHARED = 0.1  # above this share, absolute figures were measured on a shared machine
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        busy_seconds: Callable[[], float | None] = system_busy_seconds,
+        own_seconds: Callable[[], float] = own_cpu_seconds,
+        clock: Callable[[], float] = time.perf_counter,
+        cores: int | None = None,
+    ) -> None:
+        self._read = (busy_seconds, own_seconds, clock)  # replaceable, for tests
+        self.cores = cores or os.cpu_count() or 1
         self.share: float | None = None
         self.other_cpu_s: float | None = None
         self.wall_s = 0.0
 
     def __enter__(self) -> Self:
-        self._busy, self._own, self._t0 = system_busy_seconds(), own_cpu_seconds(), time.perf_counter()
+        self._start = tuple(read() for read in self._read)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.wall_s = time.perf_counter() - self._t0
-        busy = system_busy_seconds()
-        if self._busy is None or busy is None or self.wall_s <= 0:
+        (busy0, own0, t0), (busy, own, t) = self._start, tuple(read() for read in self._read)
+        self.wall_s = t - t0
+        if busy0 is None or busy is None or self.wall_s <= 0:
             return
-        other = max(0.0, (busy - self._busy) - (own_cpu_seconds() - self._own))
+        other = max(0.0, (busy - busy0) - (own - own0))
         self.other_cpu_s = round(other, 2)
-        self.share = round(min(1.0, other / (self.wall_s * (os.cpu_count() or 1))), 3)
+        self.share = round(min(1.0, other / (self.wall_s * self.cores)), 3)
 
     def as_dict(self) -> dict[str, Any]:
         return {"share": self.share, "other_cpu_s": self.other_cpu_s, "wall_s": round(self.wall_s, 2),
-                "cores": os.cpu_count()}
+                "cores": self.cores}
 
 
 def other_cpu_sentence(other: dict[str, Any] | None) -> str:

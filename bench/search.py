@@ -146,8 +146,9 @@ def exact_answers(matrix: np.ndarray, queries: np.ndarray, k: int = K) -> np.nda
     return top_k_of_scores(scores, k)
 
 
-def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean over queries of |found ∩ truth| / |truth|; both (Q, k) row numbers."""
+def neighbour_recall(found: np.ndarray, truth: np.ndarray) -> float:
+    """Nearest-neighbour recall (the ANN kind, not compression.evaluate's retrieval recall@K): mean
+    over queries of |found ∩ truth| / |truth|; both (Q, k) row numbers."""
     if found.shape[0] != truth.shape[0]:
         raise ValueError(f"{found.shape[0]} result lists for {truth.shape[0]} queries")
     hits = [len(np.intersect1d(f, t)) / len(t) for f, t in zip(found, truth)]
@@ -473,7 +474,7 @@ def _measure_size(
                 if kind == "clustered":  # latency on the photo-like vectors
                     row["build_s"] = time.perf_counter() - t0
                     row.update(time_calls(prepared.search, qs, budget_s=budget, max_repeats=200))
-                row[f"recall_{kind}"] = recall_at_k(prepared.batch(qs), truth)
+                row[f"recall_{kind}"] = neighbour_recall(prepared.batch(qs), truth)
                 del prepared  # free each method's copy before the next one builds its own
         rows.append(row)
     approx = _measure_ivf(sets, budget) if n >= APPROX_MIN_ROWS else None
@@ -495,7 +496,7 @@ def _measure_ivf(sets: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], bud
                 entry = out["by_nprobe"].setdefault(str(nprobe), {})
                 if kind == "clustered":
                     entry.update(time_calls(prepared.search, queries, budget_s=budget, max_repeats=200))
-                entry[f"recall_{kind}"] = recall_at_k(prepared.batch(queries), truth)
+                entry[f"recall_{kind}"] = neighbour_recall(prepared.batch(queries), truth)
     return out
 
 
