@@ -164,10 +164,10 @@ def read_bandwidth(nbytes: int, repeats: int = 5, threads: int | None = None) ->
     """Memory read bandwidth in GB/s (1e9 B/s) over an ``nbytes`` float32 array, best of ``repeats``,
     on one thread and split over ``threads`` (default: all cores) threads.
 
-    Each figure is the faster of two read-only kernels, each thread running one BLAS thread: numpy's
+    Each figure is the fastest of the read-only kernels, each thread running one BLAS thread: numpy's
     ``sum`` (pairwise, slower per byte than a plain stream) and BLAS sgemv of the array seen as
     (rows, 256) against a vector (a pure stream, the kernel closest to what an exact search does);
-    on all threads also sgemv split by the BLAS library's own threads.
+    the all-threads figure also tries sgemv split by the BLAS library's own threads.
     Measured with ``sum`` alone, the engine's search beat the "limit" by 1.3x at 1M x 512.
     """
     import os

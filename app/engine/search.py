@@ -1,11 +1,12 @@
 """Exact top-K search over the stored embeddings: one matrix-vector product, dead rows masked.
 
-Chosen by measurement (``python -m bench``, section "search"; figures in bench/results/): numpy on the
-store's memory-mapped matrix. FAISS ``IndexFlatIP`` was faster single-threaded at 100k rows (about 2 ms vs
-5-11 ms for 128-d) but 2-3x slower than numpy with its OpenMP threads on a busy CPU, needs its own
-copy of every embedding (+51 MB at 100k x 128, +205 MB at 512-d) rebuilt after each compaction, and
-has no wheel for the phones; at 10k rows both take well under a millisecond, less than encoding
-the query. Both are exact; a query costs one pass over the matrix (memory-bandwidth bound).
+Chosen by measurement (``python -m bench``, section "search"; figures in bench/results/, idle 2-core
+x86): numpy on the store's memory-mapped matrix. FAISS ``IndexFlatIP`` on one thread was no faster
+(128-d: 1.37 vs 1.34 ms at 100k rows, 19.6 vs 18.8 ms at 1M; 512-d at 1M: 78 vs 47 ms) and with
+its 2 OpenMP threads at best on par (17.3 ms at 1M x 128, 96 ms at 1M x 512), needs its own copy of every embedding (+51 MB at 100k x 128, +205 MB at
+512-d) rebuilt after each compaction, and has no wheel for the phones; at 10k rows both take well
+under a millisecond, less than encoding the query. Both are exact; a query costs one pass over the
+matrix (memory-bandwidth bound: 43.7 GB/s at 1M x 512).
 """
 from __future__ import annotations
 
