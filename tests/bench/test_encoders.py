@@ -6,41 +6,45 @@ import pytest
 import torch
 from torch import nn
 
+from bench import encoder_programs as programs
+from bench import encoder_specs as spec_defs
+from bench import encoder_towers as towers
 from bench import encoders as enc
+from bench import encoders_report as report
 from compression.models.teacher import encode_text_at_length
 
 MICRO = "synthclip-micro"  # 3 text layers, 32-token context
 
 
-def _text_spec(role: str, layers: int) -> enc.EncoderSpec:
-    return enc.EncoderSpec(
+def _text_spec(role: str, layers: int) -> spec_defs.EncoderSpec:
+    return spec_defs.EncoderSpec(
         f"{role}_{layers}", "text", role, f"{layers}-layer", text_layers=layers, teacher_model=MICRO
     )
 
 
 @pytest.fixture(scope="module")
 def teacher():
-    return enc.build_teacher(MICRO)
+    return towers.build_teacher(MICRO)
 
 
 @pytest.fixture(scope="module")
 def sequences(teacher):
     eot = teacher.token_embedding.num_embeddings - 1
-    return enc.random_token_sequences(12, teacher.context_length, eot, torch.Generator().manual_seed(0))
+    return towers.random_token_sequences(12, teacher.context_length, eot, torch.Generator().manual_seed(0))
 
 
 def test_text_student_keeps_evenly_spaced_teacher_layers(teacher):
-    built = enc.build_encoder(_text_spec("student", 2), teacher)
+    built = towers.build_encoder(_text_spec("student", 2), teacher)
     assert built.layer_ids == [0, 2]  # of the micro teacher's 3: first and last
     kept = built.export_module.resblocks
     for block, i in zip(kept, built.layer_ids):
         torch.testing.assert_close(block.mlp.c_fc.weight, teacher.transformer.resblocks[i].mlp.c_fc.weight)
-    assert enc.architecture(built)["depth"] == 2
+    assert towers.architecture(built)["depth"] == 2
 
 
 @pytest.mark.parametrize("role, layers", [("teacher", 3), ("student", 2)])
 def test_timed_eager_encoder_computes_what_is_exported(teacher, sequences, role, layers):
-    built = enc.build_encoder(_text_spec(role, layers), teacher)
+    built = towers.build_encoder(_text_spec(role, layers), teacher)
     with torch.inference_mode():
         for seq in sequences[:4]:
             torch.testing.assert_close(
@@ -54,10 +58,10 @@ def test_timed_eager_encoder_computes_what_is_exported(teacher, sequences, role,
 
 
 def test_image_encoder_takes_the_teacher_image_size(teacher):
-    built = enc.build_encoder(
-        enc.EncoderSpec("t_img", "image", "teacher", "micro", teacher_model=MICRO), teacher
+    built = towers.build_encoder(
+        spec_defs.EncoderSpec("t_img", "image", "teacher", "micro", teacher_model=MICRO), teacher
     )
-    arch = enc.architecture(built)
+    arch = towers.architecture(built)
     assert built.image_size == 32 and arch == {
         "family": "vit",
         "tokens": (32 // 8) ** 2 + 1,
@@ -67,7 +71,7 @@ def test_image_encoder_takes_the_teacher_image_size(teacher):
 
 
 def test_random_token_sequences_end_with_eot():
-    seqs = enc.random_token_sequences(50, 32, 1000, torch.Generator().manual_seed(0))
+    seqs = towers.random_token_sequences(50, 32, 1000, torch.Generator().manual_seed(0))
     assert all(2 <= s.shape[1] <= 32 for s in seqs)
     for s in seqs:
         assert s[0, 0] == 999 and s[0, -1] == 1000 and int(s.argmax()) == s.shape[1] - 1
@@ -75,33 +79,33 @@ def test_random_token_sequences_end_with_eot():
 
 def test_length_invariance_holds_for_the_causal_encoders(teacher, sequences):
     for role, layers in (("teacher", 3), ("student", 2)):
-        built = enc.build_encoder(_text_spec(role, layers), teacher)
-        proof = enc.length_invariance(built.eager, sequences, built.context_length)
+        built = towers.build_encoder(_text_spec(role, layers), teacher)
+        proof = towers.length_invariance(built.eager, sequences, built.context_length)
         assert proof["matches"] and proof["sequences"] == len(sequences), proof
         assert proof["max_abs_diff"] < 1e-5 and proof["min_cos"] > 0.99999
 
 
 def test_length_invariance_detects_an_encoder_that_sees_the_padding(teacher, sequences):
-    built = enc.build_encoder(_text_spec("student", 2), teacher)
+    built = towers.build_encoder(_text_spec("student", 2), teacher)
     broken = built.eager
     broken.attn_mask.zero_()  # no causal mask: EOT attends to the padding after it
-    proof = enc.length_invariance(broken, sequences, built.context_length)
+    proof = towers.length_invariance(broken, sequences, built.context_length)
     assert not proof["matches"]
-    assert proof["max_abs_diff"] > 100 * enc.MATCH_ATOL and proof["min_cos"] < 0.999
+    assert proof["max_abs_diff"] > 100 * spec_defs.MATCH_ATOL and proof["min_cos"] < 0.999
 
 
 def test_count_flops_counts_linear_and_attention():
-    assert enc.count_flops(nn.Linear(8, 4), torch.zeros(1, 8)) == 2 * 8 * 4
+    assert towers.count_flops(nn.Linear(8, 4), torch.zeros(1, 8)) == 2 * 8 * 4
     mha = nn.MultiheadAttention(8, 2, batch_first=True).eval()  # would take the fused fast path uncounted
     t, d = 4, 8
     expected = 2 * t * 3 * d * d + 2 * t * d * d + 2 * (2 * t * t * d)  # in/out projections, QK^T and AV
-    assert enc.count_flops(lambda x: mha(x, x, x, need_weights=False), torch.zeros(1, t, d)) == expected
+    assert towers.count_flops(lambda x: mha(x, x, x, need_weights=False), torch.zeros(1, t, d)) == expected
     assert torch.backends.mha.get_fastpath_enabled()  # restored
 
 
 def test_time_group_reports_items_per_second():
-    s = enc.settings(quick=True)
-    s = enc.Settings(**{**s.__dict__, "rounds": 2, "budget_s": 0.0, "min_calls": 2})
+    s = spec_defs.settings(quick=True)
+    s = spec_defs.Settings(**{**s.__dict__, "rounds": 2, "budget_s": 0.0, "min_calls": 2})
     out = enc.time_group({"sleep": lambda x: time.sleep(0.01)}, torch.zeros(4, 1), s)["sleep"]
     assert out["rounds"] == 2 and out["calls"] == 4
     assert 4 / 0.2 < out["items_per_s"] <= 4 / 0.01  # a call takes at least 10 ms, surely less than 200
@@ -109,13 +113,13 @@ def test_time_group_reports_items_per_second():
 
 def test_quick_plan_covers_the_paper_pairs_and_says_what_it_skips(tmp_path):
     specs = [
-        enc.TEACHER_IMAGE,
-        enc.STUDENT_IMAGE,
-        *enc.CANDIDATE_IMAGES,
-        enc.TEACHER_TEXT,
-        *enc.STUDENT_TEXTS,
+        spec_defs.TEACHER_IMAGE,
+        spec_defs.STUDENT_IMAGE,
+        *spec_defs.CANDIDATE_IMAGES,
+        spec_defs.TEACHER_TEXT,
+        *spec_defs.STUDENT_TEXTS,
     ]
-    quick = enc.export_jobs(specs, enc.settings(quick=True), tmp_path)
+    quick = programs.export_jobs(specs, spec_defs.settings(quick=True), tmp_path)
     assert sorted(j.name for j in quick) == sorted(
         [
             "teacher_image_xnnpack_fp32_b1",
@@ -125,14 +129,14 @@ def test_quick_plan_covers_the_paper_pairs_and_says_what_it_skips(tmp_path):
         ]
     )
     assert quick[0].spec.role == "teacher" and all(j.path.parent == tmp_path for j in quick)
-    skipped = " ".join(enc.skipped_parts(enc.settings(quick=True)))
+    skipped = " ".join(enc.skipped_parts(spec_defs.settings(quick=True)))
     assert "int8" in skipped and "candidate" in skipped and "4-layer" in skipped
 
-    full_settings = enc.settings(quick=False)
-    full = enc.export_jobs(specs, full_settings, tmp_path)
+    full_settings = spec_defs.settings(quick=False)
+    full = programs.export_jobs(specs, full_settings, tmp_path)
     assert enc.skipped_parts(full_settings) == []
     assert (
-        len(full) == (2 + len(enc.CANDIDATE_IMAGES)) * 4 + 3 * 2
+        len(full) == (2 + len(spec_defs.CANDIDATE_IMAGES)) * 4 + 3 * 2
     )  # images: fp32/int8 x batch 1/N; text: batch 1
     assert {j.batch for j in full if j.spec.kind == "text"} == {1}
     assert full[0].precision == "int8"  # the slowest to lower go first
@@ -211,7 +215,7 @@ def _fake_result() -> dict:
         "other_cpu_during_timing": {"share": 0.4, "other_cpu_s": 80.0, "wall_s": 100.0, "cores": 2},
         "weights": "random",
         "int8_calibration": "8 random inputs",
-        "paper_speedup": enc.PAPER_SPEEDUP,
+        "paper_speedup": spec_defs.PAPER_SPEEDUP,
         "notes": ["a note"],
         "skipped": ["ExecuTorch int8 programs"],
         "encoders": encoders,
@@ -257,7 +261,7 @@ def test_speed_ratios_divide_by_the_teacher_in_the_same_setting():
 
 
 def test_to_markdown_tables_and_findings():
-    md = enc.to_markdown(_fake_result())
+    md = report.to_markdown(_fake_result())
     for heading in (
         "### Encoders at real size",
         "### Image students: speed relative to the teacher",
@@ -295,16 +299,16 @@ def test_to_markdown_tables_and_findings():
 
 
 def test_plot_writes_the_pngs(tmp_path):
-    paths = enc.plot(_fake_result(), tmp_path)
+    paths = report.plot(_fake_result(), tmp_path)
     assert [p.name for p in paths] == ["encoders_images.png", "encoders_texts.png", "encoders_ratios.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
 
 
 def test_build_all_leaves_out_a_failing_candidate_but_not_a_failing_student():
     bogus = {"backbone": "no_such_net", "teacher_model": MICRO}
-    specs = [_text_spec("teacher", 3), enc.EncoderSpec("no_such_net", "image", "candidate", "bogus", **bogus)]
-    built, described = enc.build_all(specs)
+    specs = [_text_spec("teacher", 3), spec_defs.EncoderSpec("no_such_net", "image", "candidate", "bogus", **bogus)]
+    built, described = towers.build_all(specs)
     assert set(built) == {"teacher_3"} and described["teacher_3"]["params"] > 0
     assert described["no_such_net"]["error"].startswith("ValueError: unknown image backbone 'no_such_net'")
     with pytest.raises(ValueError, match="unknown image backbone"):
-        enc.build_all([enc.EncoderSpec("no_such_net", "image", "student", "bogus", **bogus)])
+        towers.build_all([spec_defs.EncoderSpec("no_such_net", "image", "student", "bogus", **bogus)])
