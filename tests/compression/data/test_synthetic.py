@@ -15,21 +15,16 @@ from PIL import Image
 from compression.config import SyntheticDataConfig
 from compression.data.captioned import ArrayImages, CaptionedImages
 from compression.data.synthetic import (
-    OBJECT_COLOURS,
-    SHAPES,
-    SIZES,
     SPLIT_IDS,
-    Scene,
     SyntheticData,
-    alt_text,
     cache_path,
-    describe_scene,
     generate_synthetic,
     load_or_generate_synthetic,
-    render_scene,
-    sample_scene,
     write_split_as_folder,
 )
+from compression.data.synthetic_captions import alt_text, describe_scene
+from compression.data.synthetic_render import render_scene
+from compression.data.synthetic_scenes import OBJECT_COLOURS, SHAPES, SIZES, Scene, sample_scene
 
 TINY = SyntheticDataConfig(
     seed=0, image_size=32, n_pretrain=24, n_unpaired_images=10, n_unpaired_texts=12, n_train=20, n_val=6,
