@@ -4,16 +4,15 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Protocol, Self
 
 import numpy as np
 
 from app.engine.decode import DecodeLimits, PhotoDecodeError, load_photo
 from app.engine.indexer import Indexer, IndexJob, IndexReport, Progress
-from app.engine.rerank import TeacherReranker
 from app.engine.runtimes.base import Encoders
 from app.engine.scanner import ScanPlan, ScanReport, plan_changes, walk_gallery
 from app.engine.search import SearchResult, top_k_rows
@@ -21,6 +20,12 @@ from app.engine.store import EmbeddingStore, StoreError, StoreStats
 from app.engine.tokenizer import QueryError
 
 logger = logging.getLogger(__name__)
+
+
+class Reranker(Protocol):
+    """A second-stage scorer of the student's best candidates (the desktop's ``app.desktop.rerank``)."""
+
+    def rerank(self, query: str, candidates: Sequence[SearchResult]) -> list[SearchResult]: ...
 
 
 @dataclass
@@ -58,7 +63,7 @@ class SearchEngine:
         data_dir: str | Path,
         encoders: Encoders,
         readonly: bool = False,
-        reranker: TeacherReranker | None = None,
+        reranker: Reranker | None = None,
         limits: DecodeLimits | None = None,
     ):
         self.data_dir = Path(data_dir).expanduser().resolve()

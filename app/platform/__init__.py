@@ -14,7 +14,10 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from app.engine.runtimes import Encoders
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +71,22 @@ def bridge_module_name(name: PlatformName) -> str:
 def load_bridge(name: PlatformName | None = None) -> ModuleType:
     """Import the bridge of ``name`` (default: this platform). Only that platform's module is imported."""
     return importlib.import_module(bridge_module_name(name or detect_platform()))
+
+
+ModelLoader = Callable[..., "Encoders"]  # (path, verify=True, threads=None) -> Encoders; raises ModelLoadError
+
+
+def model_loader(name: PlatformName) -> ModelLoader:
+    """What opens a model on platform ``name``: on the desktop ``app.desktop.models.load_model`` (run
+    directories through PyTorch, and bundles); on a phone the engine's bundle loader alone, because
+    ``app.desktop`` (torch, training code) is not shipped there."""
+    if name == "desktop":
+        from app.desktop.models import load_model
+
+        return load_model
+    from app.engine.runtimes import load_encoders
+
+    return load_encoders
 
 
 def default_model_path(name: PlatformName, project_root: Path = PROJECT_ROOT) -> Path:
