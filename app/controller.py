@@ -52,6 +52,12 @@ class LibraryStats:
                 f"index {_human_size(self.index_bytes)} on disk, thumbnails {_human_size(self.thumbnail_bytes)}")
 
 
+def unexpected_failure(what: str, error: BaseException) -> str:
+    """One line for a person about a failure nobody planned for; the log has the traceback."""
+    return (f"{what}: {type(error).__name__}: {error}. This is a bug in the app or a missing part of it; "
+            f"restart the app, and if it happens again, report it with the app's log")
+
+
 def _human_size(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.0f} KB"
 
@@ -199,6 +205,11 @@ class AppController:
             message = str(e)
             self._deliver(lambda: self._listener.library_failed(message))
             return
+        except Exception as e:  # a bug or a platform failure (ImportError, a Java exception): still told, and logged whole
+            logger.exception("the model could not be loaded from %s", model)
+            message = unexpected_failure("the model could not be loaded", e)
+            self._deliver(lambda: self._listener.library_failed(message))
+            return
         self._engine = engine
         self._thumbs = ThumbnailCache(engine.data_dir / THUMBNAIL_DIR, engine.limits)
         try:
@@ -282,6 +293,9 @@ class AppController:
         except (StoreError, OSError) as e:
             logger.error("indexing failed: %s", e)
             error = str(e)
+        except Exception as e:  # a bug must not leave the UI waiting on "Indexing..." for ever: told, and logged whole
+            logger.exception("indexing failed")
+            error = unexpected_failure("an unexpected error", e)
         outcome = IndexOutcome(report, self._stats(), error)
         self._deliver(lambda: self._listener.index_finished(outcome))
 
