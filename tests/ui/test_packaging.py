@@ -27,8 +27,8 @@ RECIPE_OF_IMPORT = {"kivy": "kivy", "numpy": "numpy", "PIL": "pillow", "jnius": 
 # lazy imports inside functions the phone never calls (a run directory's tokenizer, writing a bundle);
 # test_the_phone_code_path_imports_no_torch checks they stay unloaded
 DESKTOP_ONLY_IMPORTS = {"compression", "open_clip"}
-# kivy-ios has no recipe for these C extensions: the iOS build needs one written (ios/README.md)
-KNOWN_IOS_GAPS = {"regex"}
+# imports kivy-ios has no recipe for (regex was one: app/engine/clip_split.py replaced it)
+KNOWN_IOS_GAPS: set[str] = set()
 STDLIB_NEEDING_RECIPE = {"sqlite3"}
 OWN_PACKAGES = {"app", "export"}
 ANDROID_ONLY = {"app/platform/android.py", "app/engine/runtimes/android.py"}
