@@ -206,3 +206,41 @@ def test_the_phone_code_path_imports_no_torch(tmp_path):
                          timeout=120, check=False, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _rendered_manifest(spec: configparser.ConfigParser) -> str:
+    """AndroidManifest.xml as python-for-android's sdl2 bootstrap template renders it for this spec's
+    extra <application> arguments (read, escaped and passed on the command line as Buildozer does)."""
+    import shlex
+    import types
+
+    import jinja2
+    import pythonforandroid
+
+    path = spec.get("app", "android.extra_manifest_application_arguments", fallback="")
+    body = (REPO / path).read_text().replace('"', '\\"').replace("\n", " ").replace("\t", " ") if path else ""
+    passed = shlex.split(f'--extra-manifest-application-arguments="{body}"')[0].split("=", 1)[1]
+    template = Path(pythonforandroid.__file__).parent / "bootstraps" / "sdl2" / "build" / "templates"
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template)))
+    args = types.SimpleNamespace(
+        numeric_version=1, version="0.1.0", min_sdk_version=spec.getint("app", "android.minapi"), permissions=[],
+        allow_backup="false", extra_manifest_application_arguments=passed, android_apptheme="@android:style/Theme",
+        window=True, android_used_libs=[], meta_data=[], android_entrypoint="org.kivy.android.PythonActivity",
+        manifest_orientation="unspecified", launcher=False, activity_launch_mode="", home_app=False,
+        intent_filters=None, services=[], extra_manifest_xml="", wakelock=False, billing_pubkey=None,
+        backup_rules=None, extra_manifest_activity_arguments="", add_activity=[], native_services=[],
+        presplash_color="#000000", sdl_orientation_hint="", service_class_name="org.kivy.android.PythonService",
+        activity_class_name="org.kivy.android.PythonActivity", enable_androidx=True,
+    )
+    return env.get_template("AndroidManifest.tmpl.xml").render(
+        args=args, android_api=spec.getint("app", "android.api"), debug=False, service=False, service_names=[],
+        native_services=[], url_scheme="kivy", package=spec.get("app", "package.domain"))
+
+
+def test_android_10_may_read_photos_by_path():
+    """API 29's scoped storage blocks path reads of DCIM unless <application> asks for legacy storage."""
+    import xml.etree.ElementTree as ET
+
+    ns = "{http://schemas.android.com/apk/res/android}"
+    app_tag = ET.fromstring(_rendered_manifest(read_spec()).encode()).find("application")
+    assert app_tag is not None and app_tag.get(f"{ns}requestLegacyExternalStorage") == "true"
