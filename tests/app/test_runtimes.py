@@ -100,7 +100,7 @@ def test_phone_bridges_load_only_on_their_platform(fake_bundle, monkeypatch):
     info = read_bundle(fake_bundle)
     monkeypatch.setitem(sys.modules, "jnius", None)
     monkeypatch.setitem(sys.modules, "pyobjus", None)
-    with pytest.raises(ModelLoadError, match="pyjnius"):
+    with pytest.raises(ModelLoadError, match="Java classes were not resolved"):
         android.AndroidExecuTorchEncoders(info)
     with pytest.raises(ModelLoadError, match="pyobjus"):
         ios.IOSCoreMLEncoders(info)
