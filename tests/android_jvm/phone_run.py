@@ -1,9 +1,10 @@
 """The phone's entry path on a desktop JVM, run as a script in a fresh process (see test_android_bridge.py).
 
-    python phone_run.py SHIP_DIR BUNDLE GALLERY DATA_DIR CLASSPATH AGENT LOG
+    python -S -I phone_run.py PHONE_SITE SHIP_DIR BUNDLE GALLERY DATA_DIR CLASSPATH AGENT LOG
 
-Imports come only from SHIP_DIR (the files a build copies); torch, the training code and the
-desktop-only libraries are made unimportable; pyjnius starts a JVM with the stand-in classes and
+Imports come only from SHIP_DIR (the files a build copies), PHONE_SITE (the phone's libraries) and
+the standard library; torch, the training code and the desktop-only libraries are not there, and
+are blocked besides in case a path leaks in; pyjnius starts a JVM with the stand-in classes and
 the thread-check agent; then, as the app does: the main thread prepares the platform, the
 controller loads the model on its engine thread, scans and indexes on its indexer thread (with
 decode workers), and answers a text search and a similar-photo search. Prints one JSON line.
@@ -31,9 +32,9 @@ class _Block(importlib.abc.MetaPathFinder):
 
 
 def main() -> int:
-    ship, bundle, gallery, data, classpath, agent, log = sys.argv[1:8]
+    site, ship, bundle, gallery, data, classpath, agent, log = sys.argv[1:9]
     sys.meta_path.insert(0, _Block())
-    sys.path.insert(0, ship)
+    sys.path[:0] = [ship, site]
     os.environ["ANDROID_ARGUMENT"] = ship  # python-for-android sets it to the app's folder
     import jnius_config
 
@@ -90,10 +91,13 @@ def main() -> int:
             run_until(lambda: "similar" in answers or "similar_error" in answers)
     finally:
         controller.close()
+    allowed = (os.path.abspath(ship) + os.sep, os.path.abspath(site) + os.sep, os.path.dirname(os.__file__))
     outside = sorted(name for name, mod in list(sys.modules.items())
-                     if name.split(".")[0] in ("app", "export") and getattr(mod, "__file__", None)
-                     and not os.path.abspath(mod.__file__).startswith(os.path.abspath(ship) + os.sep))
+                     if name != "__main__" and getattr(mod, "__file__", None)
+                     and not os.path.abspath(mod.__file__).startswith(allowed))
+    loaded = sorted({name.split(".")[0] for name in sys.modules if name.split(".")[0] in BLOCKED})
     print(json.dumps({"platform": platform_name, **events, **answers, "imported_from_elsewhere": outside,
+                      "blocked_loaded": loaded,
                       "threads": sorted({t.name.split("_")[0] for t in threading.enumerate()})}))
     return 0
 

@@ -73,6 +73,23 @@ def shipped_app(tmp_path_factory) -> Path:
     return app_dir
 
 
+# what python-for-android builds into the APK for buildozer.spec's requirements, as installed here
+PHONE_PACKAGES = ("numpy", "numpy.libs", "PIL", "pillow.libs", "jnius", "jnius_config", "ftfy", "wcwidth")
+
+
+@pytest.fixture(scope="session")
+def phone_site(tmp_path_factory) -> Path:
+    """A site-packages holding only the phone's libraries (links to this machine's installs)."""
+    import numpy
+
+    site = Path(numpy.__file__).resolve().parents[1]
+    out = tmp_path_factory.mktemp("phone-site")
+    for name in PHONE_PACKAGES:
+        if (site / name).exists():
+            (out / name).symlink_to(site / name)
+    return out
+
+
 def test_buildozer_ships_the_phone_code_and_nothing_desktop_only(shipped_app):
     shipped = {p.relative_to(shipped_app).as_posix() for p in shipped_app.rglob("*.py")}
     assert {"main.py", "app/engine/engine.py", "app/engine/runtimes/android.py", "export/bundle.py"} <= shipped
@@ -87,11 +104,12 @@ def _gallery(folder: Path, n: int = 12) -> Path:
     return folder
 
 
-def test_the_phone_entry_path_indexes_and_searches_through_the_bridge(shipped_app, jvm_parts, tmp_path):
+def test_the_phone_entry_path_indexes_and_searches_through_the_bridge(shipped_app, phone_site, jvm_parts, tmp_path):
+    """Python without its site-packages (-S -I), importing only the shipped files and the phone's libraries."""
     gallery = _gallery(tmp_path / "DCIM")
     log = tmp_path / "findclass.log"
     out = subprocess.run(
-        [sys.executable, str(DRIVER), str(shipped_app), str(shipped_app / "bundles" / "offline-executorch"),
+        [sys.executable, "-S", "-I", str(DRIVER), str(phone_site), str(shipped_app), str(shipped_app / "bundles" / "offline-executorch"),
          str(gallery), str(tmp_path / "data"), str(jvm_parts.classpath), str(jvm_parts.agent), str(log)],
         cwd=shipped_app, capture_output=True, text=True, timeout=300, check=False,
         env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ANDROID_ARGUMENT")},
@@ -106,7 +124,7 @@ def test_the_phone_entry_path_indexes_and_searches_through_the_bridge(shipped_ap
     assert result["index_error"] is None and result["indexed"] == 12
     assert len(result["search"]) == 3 and all(Path(p).parent == gallery for p in result["search"])
     assert len(result["similar"]) == 2 and str(gallery / "photo00.png") not in result["similar"]
-    assert result["imported_from_elsewhere"] == []
+    assert result["imported_from_elsewhere"] == [] and result["blocked_loaded"] == []
 
 
 NEGATIVE = """
