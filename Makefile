@@ -14,7 +14,7 @@ system-deps:
 	@command -v Xvfb >/dev/null && [ -e /usr/lib/x86_64-linux-gnu/libGL.so.1 -o -e /usr/lib/aarch64-linux-gnu/libGL.so.1 ] || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq xvfb libgl1 libgl1-mesa-dri; }
-	@# the Android bridge tests (tests/android_jvm): a JDK for pyjnius and javac, gcc for the JVMTI agent
+	@# the Android bridge tests (tests/phones): a JDK for pyjnius and javac, gcc for the JVMTI agent
 	@command -v javac >/dev/null && command -v gcc >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq openjdk-17-jdk-headless gcc; }

@@ -10,7 +10,7 @@ Python converts its varargs list to a Java array with such a lookup on every cal
 * every later call passes only ``byte[]``/``long[]`` and gets ``float[]`` back (primitive arrays need
   no class lookup); the bridge's Java code uses ExecuTorch's ``Module``/``Tensor``/``EValue`` itself.
 
-``tests/android_jvm`` runs this module with real pyjnius on a JVM against stand-ins of ExecuTorch's
+``tests/phones`` runs this module with real pyjnius on a JVM against stand-ins of ExecuTorch's
 classes, with an agent that fails any off-thread lookup of an app class as Android does.
 """
 from __future__ import annotations

@@ -13,55 +13,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from jvm_parts import REPO, JvmParts, build
+from phone_parts import buildozer_copy, standin_bundle
 
 DRIVER = Path(__file__).resolve().parent / "phone_run.py"
-EMBED_DIM = 16
-
-
-@pytest.fixture(scope="session")
-def jvm_parts() -> JvmParts:
-    return build()
-
-
-def buildozer_copy(dest: Path) -> Path:
-    """Buildozer's own copy of the app's sources (its include/exclude rules applied to buildozer.spec)."""
-    from buildozer import Buildozer
-
-    cwd = os.getcwd()
-    os.chdir(REPO)  # Buildozer resolves source.dir against the working directory
-    try:
-        bz = Buildozer(filename=str(REPO / "buildozer.spec"), target=None)
-        bz.config.set("buildozer", "build_dir", str(dest))
-        bz.log_level = 0
-        bz.targetname = "android"
-        os.makedirs(bz.app_dir, exist_ok=True)
-        bz._copy_application_sources()
-        return Path(bz.app_dir)
-    finally:
-        os.chdir(cwd)
-
-
-def standin_bundle(root: Path) -> Path:
-    """An ExecuTorch bundle as export.bundle writes one, whose programs the stand-in Module can run."""
-    from export.bundle import write_manifest, write_tokenizer_files
-
-    root.mkdir(parents=True)
-    for name in ("image", "text"):
-        (root / f"student_{name}_xnnpack_fp32.pte").write_text(f"STANDIN {EMBED_DIM}\n")
-    ctx = 32
-    tokenizer = write_tokenizer_files({"kind": "open_clip", "model": "synthclip-micro", "context_length": ctx}, root)
-    pre = {"image_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
-    write_manifest(root, {
-        "backend": "executorch-xnnpack", "precision": "fp32", "embedding_dim": EMBED_DIM,
-        "image": {"program": "student_image_xnnpack_fp32.pte", "input": {"name": "image", "shape": [1, 3, 32, 32]},
-                  "output": {"name": "embedding"}, **pre},
-        "text": {"program": "student_text_xnnpack_fp32.pte", "input": {"name": "tokens", "shape": [1, "L"]},
-                 "output": {"name": "embedding"}, "context_length": ctx,
-                 "lengths": {"kind": "range", "min": 2, "max": ctx}},
-        "tokenizer": tokenizer, "source": {"weights_sha256": "cd" * 32},
-    })
-    return root
 
 
 @pytest.fixture(scope="session")
@@ -71,23 +25,6 @@ def shipped_app(tmp_path_factory) -> Path:
     bundle = standin_bundle(tmp_path_factory.mktemp("b") / "offline-executorch")
     shutil.copytree(bundle, app_dir / "bundles" / "offline-executorch")
     return app_dir
-
-
-# what python-for-android builds into the APK for buildozer.spec's requirements, as installed here
-PHONE_PACKAGES = ("numpy", "numpy.libs", "PIL", "pillow.libs", "jnius", "jnius_config", "ftfy", "wcwidth")
-
-
-@pytest.fixture(scope="session")
-def phone_site(tmp_path_factory) -> Path:
-    """A site-packages holding only the phone's libraries (links to this machine's installs)."""
-    import numpy
-
-    site = Path(numpy.__file__).resolve().parents[1]
-    out = tmp_path_factory.mktemp("phone-site")
-    for name in PHONE_PACKAGES:
-        if (site / name).exists():
-            (out / name).symlink_to(site / name)
-    return out
 
 
 def test_buildozer_ships_the_phone_code_and_nothing_desktop_only(shipped_app):

@@ -1,6 +1,6 @@
 """Per-photo cost of the Android bridge on this machine's JVM (stand-in ExecuTorch classes):
 
-    .venv/bin/python tests/android_jvm/bridge_cost.py
+    .venv/bin/python tests/phones/bridge_cost.py
 
 For each input size: the round trip the engine makes per photo from a worker thread
 (AndroidExecuTorchEncoders.encode_images: numpy -> bytes -> byte[] -> direct buffer -> Tensor ->
@@ -26,8 +26,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
 
 def main() -> int:
-    from jvm_parts import build
-    from test_android_bridge import standin_bundle
+    from phone_parts import build, standin_bundle
 
     parts = build()
     import jnius_config

@@ -1,0 +1,31 @@
+"""Fixtures of the phone tests (helpers in phone_parts.py)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from phone_parts import JvmParts, build, site_of  # noqa: E402
+
+# what python-for-android builds into the APK for buildozer.spec's requirements, as installed here
+PHONE_PACKAGES = ("numpy", "numpy.libs", "PIL", "pillow.libs", "jnius", "jnius_config", "ftfy", "wcwidth")
+IOS_PACKAGES = ("numpy", "numpy.libs", "PIL", "pillow.libs", "ftfy", "wcwidth")  # kivy-ios recipes; pyobjus: see test
+
+
+@pytest.fixture(scope="session")
+def phone_site(tmp_path_factory) -> Path:
+    """A site-packages holding only the Android app's libraries (links to this machine's installs)."""
+    return site_of(PHONE_PACKAGES, tmp_path_factory.mktemp("phone-site"))
+
+
+@pytest.fixture(scope="session")
+def ios_site(tmp_path_factory) -> Path:
+    """A site-packages holding only the iOS app's libraries (links to this machine's installs)."""
+    return site_of(IOS_PACKAGES, tmp_path_factory.mktemp("ios-site"))
+
+
+@pytest.fixture(scope="session")
+def jvm_parts() -> JvmParts:
+    return build()

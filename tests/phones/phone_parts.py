@@ -1,0 +1,106 @@
+"""What the phone tests build: Buildozer's copy of the app, a bundle the stand-ins run, a site-packages of
+the phone's libraries, and (once per version of the sources, cached) ExecuTorch's stand-in classes and
+the app's own Java (javac, Debian's JDK) and the thread-check JVMTI agent (gcc against the JDK's headers)."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+EMBED_DIM = 16
+SOURCES = sorted([*(HERE / "standins").rglob("*.java"), *(REPO / "android-src").rglob("*.java"),
+                  HERE / "agent" / "threadcheck.c"])
+
+
+@dataclass(frozen=True)
+class JvmParts:
+    classpath: Path  # compiled stand-ins + app Java classes
+    agent: Path  # libthreadcheck.so
+
+
+def java_home() -> Path:
+    javac = shutil.which("javac")
+    if javac is None:
+        raise RuntimeError("javac not found: `make system-deps` installs Debian's openjdk-17-jdk-headless")
+    return Path(os.path.realpath(javac)).parents[1]
+
+
+def build(cache_root: Path | None = None) -> JvmParts:
+    digest = hashlib.sha256()
+    for src in SOURCES:
+        digest.update(str(src.relative_to(REPO)).encode() + b"\0" + src.read_bytes())
+    root = (cache_root or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")) / "pocketclip" / \
+        "android-jvm" / digest.hexdigest()[:16]
+    parts = JvmParts(root / "classes", root / "libthreadcheck.so")
+    if parts.agent.is_file():
+        return parts
+    home = java_home()
+    tmp = root.with_name(root.name + f".tmp{os.getpid()}")
+    (tmp / "classes").mkdir(parents=True, exist_ok=True)
+    subprocess.run(["javac", "-d", str(tmp / "classes"), *[str(s) for s in SOURCES if s.suffix == ".java"]],
+                   check=True, capture_output=True, text=True)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-Wall", f"-I{home / 'include'}",
+                    f"-I{home / 'include' / 'linux'}", "-o", str(tmp / "libthreadcheck.so"),
+                    str(HERE / "agent" / "threadcheck.c")], check=True, capture_output=True, text=True)
+    try:
+        tmp.rename(root)
+    except OSError:  # another process built it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return parts
+
+
+def buildozer_copy(dest: Path) -> Path:
+    """Buildozer's own copy of the app's sources (its include/exclude rules applied to buildozer.spec)."""
+    from buildozer import Buildozer
+
+    cwd = os.getcwd()
+    os.chdir(REPO)  # Buildozer resolves source.dir against the working directory
+    try:
+        bz = Buildozer(filename=str(REPO / "buildozer.spec"), target=None)
+        bz.config.set("buildozer", "build_dir", str(dest))
+        bz.log_level = 0
+        bz.targetname = "android"
+        os.makedirs(bz.app_dir, exist_ok=True)
+        bz._copy_application_sources()
+        return Path(bz.app_dir)
+    finally:
+        os.chdir(cwd)
+
+
+def standin_bundle(root: Path) -> Path:
+    """An ExecuTorch bundle as export.bundle writes one, whose programs the stand-in Module can run."""
+    from export.bundle import write_manifest, write_tokenizer_files
+
+    root.mkdir(parents=True)
+    for name in ("image", "text"):
+        (root / f"student_{name}_xnnpack_fp32.pte").write_text(f"STANDIN {EMBED_DIM}\n")
+    ctx = 32
+    tokenizer = write_tokenizer_files({"kind": "open_clip", "model": "synthclip-micro", "context_length": ctx}, root)
+    pre = {"image_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+    write_manifest(root, {
+        "backend": "executorch-xnnpack", "precision": "fp32", "embedding_dim": EMBED_DIM,
+        "image": {"program": "student_image_xnnpack_fp32.pte", "input": {"name": "image", "shape": [1, 3, 32, 32]},
+                  "output": {"name": "embedding"}, **pre},
+        "text": {"program": "student_text_xnnpack_fp32.pte", "input": {"name": "tokens", "shape": [1, "L"]},
+                 "output": {"name": "embedding"}, "context_length": ctx,
+                 "lengths": {"kind": "range", "min": 2, "max": ctx}},
+        "tokenizer": tokenizer, "source": {"weights_sha256": "cd" * 32},
+    })
+    return root
+
+
+def site_of(names: tuple[str, ...], out: Path) -> Path:
+    import numpy
+
+    site = Path(numpy.__file__).resolve().parents[1]
+    for name in names:
+        if (site / name).exists():
+            (out / name).symlink_to(site / name)
+    return out
+
+
