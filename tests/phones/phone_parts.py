@@ -55,24 +55,20 @@ def build(cache_root: Path | None = None) -> JvmParts:
 
 
 def buildozer_copy(dest: Path) -> Path:
-    """Buildozer's own copy of the app's sources (its include/exclude rules applied to buildozer.spec)."""
-    from buildozer import Buildozer
-
-    cwd = os.getcwd()
-    os.chdir(REPO)  # Buildozer resolves source.dir against the working directory
-    try:
-        bz = Buildozer(filename=str(REPO / "buildozer.spec"), target=None)
-        bz.config.set("buildozer", "build_dir", str(dest))
-        bz.log_level = 0
-        bz.targetname = "android"
-        os.makedirs(bz.app_dir, exist_ok=True)
-        bz._copy_application_sources()
-        return Path(bz.app_dir)
-    finally:
-        os.chdir(cwd)
+    """Buildozer's own copy of the app's sources for buildozer.spec (ios/stage.py's, shared with the iOS staging)."""
+    return _ios_stage().buildozer_copy(dest)
 
 
-def standin_bundle(root: Path) -> Path:
+def _ios_stage():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ios_stage", REPO / "ios" / "stage.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def standin_bundle(root: Path, backend: str = "executorch-xnnpack") -> Path:
     """An ExecuTorch bundle as export.bundle writes one, whose programs the stand-in Module can run."""
     from export.bundle import write_manifest, write_tokenizer_files
 
@@ -83,7 +79,7 @@ def standin_bundle(root: Path) -> Path:
     tokenizer = write_tokenizer_files({"kind": "open_clip", "model": "synthclip-micro", "context_length": ctx}, root)
     pre = {"image_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
     write_manifest(root, {
-        "backend": "executorch-xnnpack", "precision": "fp32", "embedding_dim": EMBED_DIM,
+        "backend": backend, "precision": "fp32", "embedding_dim": EMBED_DIM,
         "image": {"program": "student_image_xnnpack_fp32.pte", "input": {"name": "image", "shape": [1, 3, 32, 32]},
                   "output": {"name": "embedding"}, **pre},
         "text": {"program": "student_text_xnnpack_fp32.pte", "input": {"name": "tokens", "shape": [1, "L"]},
