@@ -104,9 +104,13 @@ def default_model_path(name: PlatformName, project_root: Path = PROJECT_ROOT) ->
     return project_root / "runs" / "offline"
 
 
-def default_data_dir(name: PlatformName, user_data_dir: str | Path | None = None) -> Path:
+def default_data_dir(name: PlatformName, user_data_dir: str | Path | None = None, home: Path | None = None) -> Path:
     """Where the index and thumbnails live: the engine CLI's folder on the desktop (so both share one
-    index), the app's private storage (Kivy's ``App.user_data_dir``) on a phone."""
+    index), the app's private storage (Kivy's ``App.user_data_dir``) on Android. On iOS Kivy's
+    ``user_data_dir`` is inside Documents, which iCloud backs up, the Files app shows, and the app
+    indexes as its gallery: the index goes to the sandbox's ``Library/Application Support`` instead."""
+    if name == "ios":
+        return (home or Path(os.path.expanduser("~"))) / "Library" / "Application Support" / "pocketclip"
     if name == "desktop" or user_data_dir is None:
         from app.engine.__main__ import default_data_dir as engine_data_dir
 

@@ -54,12 +54,13 @@ def test_this_machine_is_a_desktop_and_gets_the_desktop_bridge():
     assert granted == [True]
 
 
-def test_each_platform_has_its_own_bridge_module_imported_only_there():
+def test_each_platform_has_its_own_bridge_module_imported_only_there(monkeypatch):
     assert [bridge_module_name(p) for p in ("android", "ios", "desktop")] == [
         "app.platform.android", "app.platform.ios", "app.platform.desktop"]
     with pytest.raises(ValueError, match="unknown platform"):
         bridge_module_name("windows")  # type: ignore[arg-type]
     sys.modules.pop("app.platform.android", None)
+    monkeypatch.setitem(sys.modules, "jnius", None)  # as off Android (the dev env has it for tests/phones)
     with pytest.raises(ImportError, match="jnius"):  # pyjnius exists only inside an Android app
         importlib.import_module("app.platform.android")
 
@@ -79,7 +80,10 @@ def test_default_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("POCKETCLIP_DATA_DIR", str(tmp_path / "shared"))
     assert default_data_dir("desktop", tmp_path / "kivy") == tmp_path / "shared"  # shared with the engine CLI
     assert default_data_dir("android", tmp_path / "kivy") == tmp_path / "kivy"  # the app's private storage
-    assert default_data_dir("ios", tmp_path / "kivy") == tmp_path / "kivy"
+    # iOS: not Kivy's user_data_dir (inside Documents: backed up, shown in Files, and the gallery root)
+    ios_dir = default_data_dir("ios", tmp_path / "Documents" / "pocketclip", home=tmp_path)
+    assert ios_dir == tmp_path / "Library" / "Application Support" / "pocketclip"
+    assert not ios_dir.is_relative_to(tmp_path / "Documents")
 
 
 def test_photo_permission_by_android_version():

@@ -36,23 +36,24 @@ public class Tensor {
   }
 
   public static Tensor fromBlob(FloatBuffer data, long[] shape) {
-    if (!data.isDirect() || data.order() != ByteOrder.nativeOrder()) {
-      throw new IllegalArgumentException("Data buffer must be direct with native byte order");
-    }
-    check(data.capacity(), shape);
+    checkBlob(data.isDirect(), data.order(), data.capacity(), shape);
     float[] copy = new float[data.capacity()];
     data.duplicate().get(copy);
     return new Tensor(shape, copy, null);
   }
 
   public static Tensor fromBlob(LongBuffer data, long[] shape) {
-    if (!data.isDirect() || data.order() != ByteOrder.nativeOrder()) {
-      throw new IllegalArgumentException("Data buffer must be direct with native byte order");
-    }
-    check(data.capacity(), shape);
+    checkBlob(data.isDirect(), data.order(), data.capacity(), shape);
     long[] copy = new long[data.capacity()];
     data.duplicate().get(copy);
     return new Tensor(shape, null, copy);
+  }
+
+  private static void checkBlob(boolean direct, ByteOrder order, int capacity, long[] shape) {
+    if (!direct || order != ByteOrder.nativeOrder()) {
+      throw new IllegalArgumentException("Data buffer must be direct with native byte order");
+    }
+    check(capacity, shape);
   }
 
   private static void check(int capacity, long[] shape) {
