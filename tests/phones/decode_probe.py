@@ -1,5 +1,6 @@
 """Decodes a fixed set of photos with the engine and prints what came out, as JSON (run in two environments
-and compared by test_phone_libs.py): `python decode_probe.py REPO WORKDIR`."""
+and compared by test_phone_libs.py): `python decode_probe.py REPO WORKDIR [--write]`. With --write it
+first writes the photos (once, in one environment, so both decode the same bytes)."""
 from __future__ import annotations
 
 import hashlib
@@ -18,6 +19,7 @@ def main() -> int:
     from app.engine.decode import DecodeLimits, ImagePreprocess, PhotoDecodeError, load_photo
     from app.thumbnails import ThumbnailCache
 
+    write = "--write" in sys.argv[3:]
     work.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(7)
     photos = {}
@@ -35,7 +37,8 @@ def main() -> int:
         "truncated.jpg": lambda p: p.write_bytes(_jpeg_bytes(base)[:300]),
     }.items():
         path = work / name
-        make(path)
+        if write:
+            make(path)
         photos[name] = path
     pre = ImagePreprocess(32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     out: dict[str, object] = {}
@@ -45,7 +48,7 @@ def main() -> int:
             out[name] = {"shape": list(pixels.shape), "values": np.round(pixels.astype(float), 4).ravel().tolist()}
         except PhotoDecodeError as e:
             out[name] = {"error": e.reason}
-    thumbs = ThumbnailCache(work / "thumbs")
+    thumbs = ThumbnailCache(work / f"thumbs-{np.__version__}")
     out["thumbnail"] = list(Image.open(thumbs.get(photos["wide.jpg"], max_side=24)).size)
     out["split"] = clip_split("it's a RED circle, isn't it? 🐱 東京 123")
     out["pillow"] = Image.__version__ if hasattr(Image, "__version__") else __import__("PIL").__version__

@@ -16,6 +16,10 @@ from phone_libs import NEAREST, RECIPES, ensure_env
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 ENGINE_TESTS = ["tests/app/test_store.py", "tests/app/test_scanner.py", "tests/app/test_engine.py"]
+# Tests that cannot run there, and why. The phones' Pillow has no WebP: python-for-android builds it
+# with libwebp only when the requirements name libwebp (buildozer.spec does not), kivy-ios has no
+# libwebp recipe. The app is right (the scanner asks Pillow what it can decode); this test writes a .webp.
+DESELECTED = ["tests/app/test_scanner.py::test_walk_finds_photos_by_extension_and_skips_the_rest"]
 
 pytestmark = pytest.mark.slow  # the first run builds Pillow (and numpy 1.22) from source: minutes; cached after
 
@@ -40,9 +44,9 @@ def test_the_environment_has_the_recipe_versions(phone_python):
 
 def test_the_engine_tests_pass_on_the_phone_libraries(phone_python):
     platform, python = phone_python
-    out = subprocess.run([str(python), "-m", "pytest", "--noconftest", "-p", "phone_libs_plugin", "-p", "no:cacheprovider",
-                          "-q", *ENGINE_TESTS], cwd=REPO, capture_output=True, text=True, timeout=900, check=False,
-                         env=_env())
+    command = [str(python), "-m", "pytest", "--noconftest", "-p", "phone_libs_plugin", "-p", "no:cacheprovider", "-q",
+               *ENGINE_TESTS, *(f"--deselect={t}" for t in DESELECTED)]
+    out = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, check=False, env=_env())
     assert out.returncode == 0, f"{platform}:\n{out.stdout[-4000:]}\n{out.stderr[-2000:]}"
     assert " passed" in out.stdout.strip().splitlines()[-1]
 
@@ -50,8 +54,8 @@ def test_the_engine_tests_pass_on_the_phone_libraries(phone_python):
 def test_decoding_matches_the_desktop_libraries(phone_python, tmp_path):
     platform, python = phone_python
     results = []
-    for interpreter, name in ((sys.executable, "desktop"), (str(python), platform)):
-        out = subprocess.run([interpreter, str(HERE / "decode_probe.py"), str(REPO), str(tmp_path / name)],
+    for interpreter, flags in ((sys.executable, ["--write"]), (str(python), [])):  # the same files, decoded twice
+        out = subprocess.run([interpreter, str(HERE / "decode_probe.py"), str(REPO), str(tmp_path / "photos"), *flags],
                              capture_output=True, text=True, timeout=300, check=False, env=_env())
         assert out.returncode == 0, out.stderr[-3000:]
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
