@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import json
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,3 +102,39 @@ def site_of(names: tuple[str, ...], out: Path) -> Path:
     return out
 
 
+def gallery(folder: Path, n: int = 12) -> Path:
+    """``n`` small PNG photos of distinct colours."""
+    from PIL import Image
+
+    folder.mkdir()
+    for i in range(n):
+        colour = ((i * 53) % 256, (i * 97) % 256, (i * 31) % 256)
+        Image.new("RGB", (40 + i, 30), colour).save(folder / f"photo{i:02d}.png")
+    return folder
+
+
+def check_entry_path(python: str, site: Path, shipped_app: Path, parts: JvmParts, tmp_path: Path) -> dict:
+    """Run phone_run.py with ``python -S -I`` (imports: the shipped folder, ``site``, the stdlib) and check that
+    the app opened the bundle, indexed and searched through the bridge with no off-thread app class lookup."""
+    photos = gallery(tmp_path / "DCIM")
+    log = tmp_path / "findclass.log"
+    out = subprocess.run(
+        [python, "-S", "-I", str(HERE / "phone_run.py"), str(site), str(shipped_app),
+         str(shipped_app / "bundles" / "offline-executorch"), str(photos), str(tmp_path / "data"),
+         str(parts.classpath), str(parts.agent), str(log)],
+        cwd=shipped_app, capture_output=True, text=True, timeout=300, check=False,
+        env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ANDROID_ARGUMENT")},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    off_thread = log.read_text().splitlines() if log.exists() else []
+    jdk = ("java/", "javax/", "jdk/", "sun/")
+    app_lookups = [line for line in off_thread if not line.split()[1].lstrip("[L").startswith(jdk)]
+    assert app_lookups == [], f"app classes looked up off the main thread (fails on Android): {app_lookups}"
+    assert result["platform"] == "android" and "failed" not in result, result
+    assert result["opened"].startswith("android-executorch encoders")
+    assert result["index_error"] is None and result["indexed"] == 12
+    assert len(result["search"]) == 3 and all(Path(p).parent == photos for p in result["search"])
+    assert len(result["similar"]) == 2 and str(photos / "photo00.png") not in result["similar"]
+    assert result["imported_from_elsewhere"] == [] and result["blocked_loaded"] == []
+    return result

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from phone_libs import NEAREST, RECIPES, ensure_env
+from phone_parts import check_entry_path
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -69,3 +70,11 @@ def test_decoding_matches_the_desktop_libraries(phone_python, tmp_path):
         assert got.keys() == want.keys() and got.get("error") == want.get("error") and got.get("shape") == want.get("shape"), photo
         if "values" in want:  # JPEG decoders may round an 8-bit value differently: 2 levels of 255 at most
             np.testing.assert_allclose(got["values"], want["values"], atol=2 / 255 / 0.25 + 1e-4, err_msg=photo)
+
+
+def test_the_android_entry_path_runs_on_the_phone_libraries(shipped_app, jvm_parts, tmp_path):
+    """The Android entry path of test_android_bridge.py with python-for-android's pyjnius, Pillow and numpy."""
+    python = ensure_env("android")
+    site = subprocess.run([str(python), "-c", "import numpy, pathlib; print(pathlib.Path(numpy.__file__).parents[1])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    check_entry_path(str(python), Path(site), shipped_app, jvm_parts, tmp_path)
