@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from app.platform.roots import READ_EXTERNAL_STORAGE, READ_MEDIA_IMAGES, TIRAMISU, photo_permissions
+from app.platform.roots import (
+    READ_EXTERNAL_STORAGE,
+    READ_MEDIA_IMAGES,
+    READ_MEDIA_VISUAL_USER_SELECTED,
+    TIRAMISU,
+    UPSIDE_DOWN_CAKE,
+    photo_permissions,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / "buildozer.spec"
@@ -149,8 +156,8 @@ def test_android_photo_permissions_match_what_the_app_requests():
             declared[fields.pop("name")] = fields
         else:
             declared["android.permission." + item if "." not in item else item] = {}
-    requested = set(photo_permissions(TIRAMISU - 1) + photo_permissions(TIRAMISU))
-    assert set(declared) == requested == {READ_MEDIA_IMAGES, READ_EXTERNAL_STORAGE}
+    requested = set(photo_permissions(TIRAMISU - 1) + photo_permissions(TIRAMISU) + photo_permissions(UPSIDE_DOWN_CAKE))
+    assert set(declared) == requested == {READ_MEDIA_IMAGES, READ_EXTERNAL_STORAGE, READ_MEDIA_VISUAL_USER_SELECTED}
     assert declared[READ_EXTERNAL_STORAGE] == {"maxSdkVersion": str(TIRAMISU - 1)}
     assert spec.getint("app", "android.api") >= TIRAMISU  # READ_MEDIA_IMAGES exists from API 33
     assert spec.getint("app", "android.minapi") >= 23  # the ExecuTorch AAR's minSdk

@@ -18,7 +18,9 @@ from app.platform import (
 from app.platform.roots import (
     READ_EXTERNAL_STORAGE,
     READ_MEDIA_IMAGES,
+    READ_MEDIA_VISUAL_USER_SELECTED,
     collapse_roots,
+    photo_access,
     photo_permissions,
     roots_from_media_paths,
 )
@@ -86,11 +88,23 @@ def test_default_data_dir(tmp_path, monkeypatch):
     assert not ios_dir.is_relative_to(tmp_path / "Documents")
 
 
+def test_android_14_partial_photo_access_counts_as_access():
+    """Android 14's "select photos" grants READ_MEDIA_VISUAL_USER_SELECTED alone: the app must go on with
+    the selected photos, not report the permission denied."""
+    assert photo_permissions(34) == [READ_MEDIA_IMAGES, READ_MEDIA_VISUAL_USER_SELECTED]
+    partial = {READ_MEDIA_IMAGES: False, READ_MEDIA_VISUAL_USER_SELECTED: True}
+    assert photo_access(partial, 34) == "partial"
+    assert photo_access({READ_MEDIA_IMAGES: True, READ_MEDIA_VISUAL_USER_SELECTED: True}, 34) == "full"
+    assert photo_access({READ_MEDIA_IMAGES: False, READ_MEDIA_VISUAL_USER_SELECTED: False}, 34) == "none"
+    assert photo_access({READ_MEDIA_VISUAL_USER_SELECTED: True}, 33) == "none"  # not a permission before 14
+    assert photo_access({READ_EXTERNAL_STORAGE: True}, 32) == "full"
+
+
 def test_photo_permission_by_android_version():
     assert photo_permissions(21) == [READ_EXTERNAL_STORAGE]
     assert photo_permissions(32) == [READ_EXTERNAL_STORAGE]  # Android 12L
     assert photo_permissions(33) == [READ_MEDIA_IMAGES]  # Android 13
-    assert photo_permissions(35) == [READ_MEDIA_IMAGES]
+    assert photo_permissions(35) == [READ_MEDIA_IMAGES, READ_MEDIA_VISUAL_USER_SELECTED]  # Android 15: + "select photos"
     with pytest.raises(ValueError):
         photo_permissions(0)
 
