@@ -106,9 +106,9 @@ def index_in_child(
 ) -> dict[str, Any]:
     """Runs in a fresh process (see bench.common.run_child): index ``gallery`` with the engine, then
     time each stage on the same photos. Returns JSON-ready figures."""
-    from app.engine.engine import SearchEngine
     from app.desktop.models import load_model
     from app.desktop.torch_runtime import default_index_threads
+    from app.engine.engine import SearchEngine
 
     rss_imports = current_rss_mb()
     encoders = load_model(model, threads=threads or default_index_threads(DECODE_WORKERS))

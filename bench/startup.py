@@ -101,8 +101,8 @@ def cold_start_in_child(
     import numpy as np  # noqa: F401  (timed: the engine needs it)
     import torch  # both runtimes run on it (ExecuTorch's Python runtime passes torch tensors)
 
-    from app.engine.engine import SearchEngine
     from app.desktop.models import load_model
+    from app.engine.engine import SearchEngine
 
     stamps["imports"] = time.time()
     encoders = load_model(model, threads=threads)

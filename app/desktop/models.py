@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-
 from types import MappingProxyType
 
 from app.engine.runtimes import PHONE_OPENERS, Encoders, load_encoders

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from app.desktop.checkpoint_tokenizer import checkpoint_tokenizer
 from app.engine.decode import DecodeLimits, ImagePreprocess, PhotoDecodeError, load_photo
 from app.engine.runtimes.base import ModelLoadError, l2_normalize
 from app.engine.search import SearchResult
-from app.desktop.checkpoint_tokenizer import checkpoint_tokenizer
 
 logger = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from app.desktop.checkpoint_tokenizer import checkpoint_tokenizer
 from app.engine.decode import ImagePreprocess
 from app.engine.runtimes.base import Encoders, ModelLoadError, l2_normalize
-from app.desktop.checkpoint_tokenizer import checkpoint_tokenizer
 
 logger = logging.getLogger(__name__)
 

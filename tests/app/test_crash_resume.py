@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.desktop.models import load_model
 from app.engine.__main__ import main
 from app.engine.engine import SearchEngine
-from app.desktop.models import load_model
 from app.engine.store import EmbeddingStore, StoreError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,6 +7,7 @@ import sys
 import tempfile
 import types
 from pathlib import Path
+from typing import ClassVar
 
 from app.engine.runtimes import ios
 from app.engine.runtimes.bundle import read_bundle
@@ -16,7 +17,7 @@ class _Str:
     def __init__(self, text: str):
         self._text = text
 
-    def UTF8String(self) -> bytes:  # noqa: N802 - Objective-C's name
+    def UTF8String(self) -> bytes:
         return self._text.encode()
 
 
@@ -28,15 +29,15 @@ class _URL:
 class _CoreML:
     """MLModel / NSURL as the runtime calls them; records what was compiled and opened."""
 
-    compiled: list[str] = []
-    opened: list[str] = []
+    compiled: ClassVar[list[str]] = []
+    opened: ClassVar[list[str]] = []
 
     @classmethod
-    def fileURLWithPath_(cls, path):  # noqa: N802
+    def fileURLWithPath_(cls, path):
         return _URL(path)
 
     @classmethod
-    def compileModelAtURL_error_(cls, url, error):  # noqa: N802
+    def compileModelAtURL_error_(cls, url, error):
         out = Path(tempfile.mkdtemp()) / "model.mlmodelc"
         out.mkdir()
         (out / "coremldata.bin").write_bytes(b"compiled " + url.path.UTF8String())
@@ -44,7 +45,7 @@ class _CoreML:
         return _URL(str(out))
 
     @classmethod
-    def modelWithContentsOfURL_error_(cls, url, error):  # noqa: N802
+    def modelWithContentsOfURL_error_(cls, url, error):
         path = url.path.UTF8String().decode()
         cls.opened.append(path)
         return object() if Path(path, "coremldata.bin").is_file() else None

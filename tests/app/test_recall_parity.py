@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from app.engine.engine import SearchEngine
 from app.desktop.models import load_model
+from app.engine.engine import SearchEngine
 from compression.checkpoint import load_student
 from compression.data.loading import load_datasets
 from compression.data.synthetic import write_split_as_folder

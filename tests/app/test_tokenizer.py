@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from open_clip.tokenizer import SimpleTokenizer, default_bpe
 
-from app.engine.bpe import BpeTokenizer
 from app.desktop.checkpoint_tokenizer import checkpoint_tokenizer
+from app.engine.bpe import BpeTokenizer
 from app.engine.tokenizer import QueryError, QueryTokenizer
 from compression.models.teacher import build_tokenizer
 

@@ -47,7 +47,7 @@ def main() -> int:
         pixels = np.random.default_rng(0).normal(size=(reps, 3, size, size)).astype(np.float32)
         timing: dict[str, float] = {}
 
-        def worker() -> None:
+        def worker(pixels: np.ndarray = pixels, timing: dict[str, float] = timing) -> None:
             encoders.encode_images(pixels[:8])  # warm-up
             for _ in range(TRIALS):
                 start = time.perf_counter()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from phone_parts import JvmParts, build, buildozer_copy, site_of, standin_bundle  # noqa: E402
+from phone_parts import JvmParts, build, buildozer_copy, site_of, standin_bundle
 
 # what python-for-android builds into the APK for buildozer.spec's requirements, as installed here
 PHONE_PACKAGES = ("numpy", "numpy.libs", "PIL", "pillow.libs", "jnius", "jnius_config", "ftfy", "wcwidth")

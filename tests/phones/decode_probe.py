@@ -3,7 +3,6 @@ and compared by test_phone_libs.py): `python decode_probe.py REPO WORKDIR [--wri
 first writes the photos (once, in one environment, so both decode the same bytes)."""
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -32,7 +31,7 @@ def main() -> int:
         "la.png": lambda p: base.convert("LA").save(p),
         "rgba.png": lambda p: base.convert("RGBA").save(p),
         "cmyk.jpg": lambda p: base.convert("CMYK").save(p, quality=95),
-        "grey16.png": lambda p: Image.fromarray((np.asarray(base.convert("L"), np.uint16) * 257)).save(p),
+        "grey16.png": lambda p: Image.fromarray(np.asarray(base.convert("L"), np.uint16) * 257).save(p),
         "rotated.jpg": lambda p: _with_orientation(base, p, 6),
         "truncated.jpg": lambda p: p.write_bytes(_jpeg_bytes(base)[:300]),
     }.items():

@@ -22,9 +22,9 @@ RECIPES = {
     "ios": {"Pillow": "8.2.0", "numpy": "1.24.4"},
 }
 NEAREST: dict[str, dict[str, tuple[str, str]]] = {
-    "android": {"numpy": ("1.23.2", "numpy 1.22.3 has no CPython 3.11 wheel and predates 3.11 support; its source "
-                                    "build did not finish within 10 minutes on this 2-core machine. 1.23.2 is the "
-                                    "first numpy release for 3.11, the nearest to the recipe's")},
+    "android": {"numpy": ("1.23.2", ("numpy 1.22.3 has no CPython 3.11 wheel and predates 3.11 support; its "
+                                     "source build did not finish within 10 minutes on this 2-core machine. "
+                                     "1.23.2 is the first numpy release for 3.11, the nearest to the recipe's"))},
     "ios": {},
 }
 # what the engine's tests need besides (pure Python, versions as pinned for the desktop)

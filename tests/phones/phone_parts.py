@@ -4,11 +4,10 @@ the app's own Java (javac, Debian's JDK) and the thread-check JVMTI agent (gcc a
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
-import json
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 

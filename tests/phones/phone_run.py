@@ -28,7 +28,6 @@ class _Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in BLOCKED:
             raise ModuleNotFoundError(f"No module named {name!r} (not shipped to the phone)", name=name)
-        return None
 
 
 def main() -> int:
@@ -85,7 +84,7 @@ def main() -> int:
             controller.search("a red circle", 3, lambda r: answers.update(search=[x.path for x in r]),
                               lambda m: answers.update(search_error=m))
             run_until(lambda: "search" in answers or "search_error" in answers)
-            first = sorted(os.listdir(gallery))[0]
+            first = min(os.listdir(gallery))
             controller.similar(os.path.join(gallery, first), 2, lambda r: answers.update(similar=[x.path for x in r]),
                                lambda m: answers.update(similar_error=m))
             run_until(lambda: "similar" in answers or "similar_error" in answers)

@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from phone_parts import _ios_stage, standin_bundle
+from PIL import Image
 
 RUN = Path(__file__).resolve().parent / "ios_run.py"
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from phone_libs import NEAREST, RECIPES, ensure_env
 from phone_parts import check_entry_path
 
@@ -53,7 +52,7 @@ def test_the_engine_tests_pass_on_the_phone_libraries(phone_python):
 
 
 def test_decoding_matches_the_desktop_libraries(phone_python, tmp_path):
-    platform, python = phone_python
+    _, python = phone_python
     results = []
     for interpreter, flags in ((sys.executable, ["--write"]), (str(python), [])):  # the same files, decoded twice
         out = subprocess.run([interpreter, str(HERE / "decode_probe.py"), str(REPO), str(tmp_path / "photos"), *flags],
