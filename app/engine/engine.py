@@ -12,6 +12,7 @@ from typing import Protocol, Self
 import numpy as np
 
 from app.engine.decode import DecodeLimits, PhotoDecodeError, load_photo
+from app.engine.emptied_roots import emptied_roots
 from app.engine.indexer import Indexer, IndexJob, IndexReport, Progress
 from app.engine.runtimes.base import Encoders
 from app.engine.scanner import ScanPlan, ScanReport, plan_changes, walk_gallery
@@ -93,12 +94,17 @@ class SearchEngine:
         """Walk ``roots`` (the complete set of gallery folders) and record new/changed/moved/deleted photos.
 
         Photos under a root or folder that cannot be listed right now (unmounted card, permission
-        revoked) are kept, not deleted.
+        revoked), or under a root that lists no photo any more (see :mod:`app.engine.emptied_roots`),
+        are kept, not deleted.
         """
         start = time.perf_counter()
         report = ScanReport()
         known = self.store.known_photos()
-        files = walk_gallery(roots, report, exclude=[self.data_dir])
+        roots = [os.path.abspath(os.path.expanduser(str(r))) for r in roots]
+        files = list(walk_gallery(roots, report, exclude=[self.data_dir]))
+        for root in emptied_roots(roots, (f.path for f in files), known, report.unavailable):
+            logger.warning("%s lists no photos now but held indexed ones (permission changed?): they are kept", root)
+            report.unavailable.append(root)
         plan = plan_changes(files, known, keep_roots=report.unavailable)
         self.store.apply_plan(plan)
         result = ScanResult(plan, report, time.perf_counter() - start)
