@@ -4,9 +4,10 @@ Versions are those of the recipes the builds use (read from their sources): pyth
 v2024.01.21 (buildozer.spec's p4a.branch) builds CPython 3.11.5 with Pillow 8.4.0, numpy 1.22.3 and
 pyjnius 1.6.1; kivy-ios 2025.5.17 builds CPython 3.11.6 with Pillow 8.2.0 and numpy 1.24.4, and has
 no regex recipe. Here they run on this machine's CPython 3.11 (Linux x86-64): the same Python code
-and C sources, built for another CPU and OS. Pillow 8.x has no cp311 wheel, so pip builds it from its
-source release (Debian's zlib1g-dev and libjpeg-dev). Where a recipe version cannot be built here,
-NEAREST says what is used instead and why.
+and C sources, built for another CPU and OS. Pillow 8.x and numpy 1.22.3 have no cp311 wheel, so pip
+builds them from their source releases (Debian's zlib1g-dev and libjpeg-dev for Pillow; numpy 1.22.3
+took about 24 minutes on this shared 2-core machine, once: pip caches the wheel it built). Where a
+recipe version cannot be built here, NEAREST says what is used instead and why.
 """
 from __future__ import annotations
 
@@ -21,12 +22,8 @@ RECIPES = {
     "android": {"Pillow": "8.4.0", "numpy": "1.22.3", "pyjnius": "1.6.1"},
     "ios": {"Pillow": "8.2.0", "numpy": "1.24.4"},
 }
-NEAREST: dict[str, dict[str, tuple[str, str]]] = {
-    "android": {"numpy": ("1.23.2", ("numpy 1.22.3 has no CPython 3.11 wheel and predates 3.11 support; its "
-                                     "source build did not finish within 10 minutes on this 2-core machine. "
-                                     "1.23.2 is the first numpy release for 3.11, the nearest to the recipe's"))},
-    "ios": {},
-}
+NEAREST: dict[str, dict[str, tuple[str, str]]] = {"android": {}, "ios": {}}  # none needed so far
+
 # what the engine's tests need besides (pure Python, versions as pinned for the desktop)
 TEST_TOOLS = ("ftfy", "wcwidth", "pytest", "pluggy", "iniconfig", "packaging")
 
