@@ -251,3 +251,19 @@ def test_android_10_may_read_photos_by_path():
     ns = "{http://schemas.android.com/apk/res/android}"
     app_tag = ET.fromstring(_rendered_manifest(read_spec()).encode()).find("application")
     assert app_tag is not None and app_tag.get(f"{ns}requestLegacyExternalStorage") == "true"
+
+
+def test_gradle_can_fetch_the_executorch_aar():
+    """python-for-android's build.gradle lists google() and jcenter(); the AAR is on Maven Central."""
+    import types
+
+    import jinja2
+    import pythonforandroid
+
+    spec = read_spec()
+    template = Path(pythonforandroid.__file__).parent / "bootstraps" / "common" / "build" / "templates"
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template)), undefined=jinja2.ChainableUndefined)
+    args = types.SimpleNamespace(gradle_repositories=spec_list(spec, "android.add_gradle_repositories"))
+    gradle = env.get_template("build.tmpl.gradle").render(args=args, android_api=35)
+    allprojects = gradle.split("allprojects", 1)[1].split("}", 1)[0]
+    assert "mavenCentral()" in allprojects
