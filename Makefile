@@ -14,6 +14,11 @@ system-deps:
 	@command -v Xvfb >/dev/null && [ -e /usr/lib/x86_64-linux-gnu/libGL.so.1 -o -e /usr/lib/aarch64-linux-gnu/libGL.so.1 ] || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq xvfb libgl1 libgl1-mesa-dri; }
+	@# tests/phones: a JDK for pyjnius and javac, gcc for the JVMTI agent, zlib/libjpeg headers to build
+	@# the phones' Pillow 8.x from source (no cp311 wheel)
+	@command -v javac >/dev/null && command -v gcc >/dev/null && [ -e /usr/include/jpeglib.h -a -e /usr/include/zlib.h ] || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq openjdk-17-jdk-headless gcc zlib1g-dev libjpeg-dev; }
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed (torch 2.14.1 wheels), found {sys.version.split()[0]}; set PYTHON=python3.11"'

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.launch import LaunchOptions, missing_model_message
+from app.launch import LaunchOptions, missing_model_message, prepare_platform
 from app.platform import default_model_path, detect_platform
 from app.runtime_preload import preload_runtime
 
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     options = LaunchOptions(model=args.bundle, data_dir=args.data_dir,
                             galleries=[str(g) for g in args.gallery] if args.gallery else None, started=started)
     preload_runtime(args.bundle)  # before Kivy's window: see app/runtime_preload.py
+    prepare_platform(detect_platform())  # on the main thread, before any worker thread exists
     os.environ.setdefault("KIVY_NO_ARGS", "1")  # our arguments are not Kivy's
     os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")  # Kivy logs through the logging set up above
     if not args.verbose:

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from app.engine import QueryError, SearchEngine, SearchResult, load_encoders
+from app.engine import QueryError, SearchEngine, SearchResult
 from app.engine.indexer import IndexReport
 from app.engine.runtimes import ModelLoadError
 from app.engine.store import StoreError
 from app.model_info import ModelInfo, ModelInfoError, read_model_info
+from app.platform import ModelLoader, detect_platform, model_loader
 from app.thumbnails import GRID_SIZE, ThumbnailCache, folder_bytes
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,12 @@ class LibraryStats:
         """Two lines for a person: the counts, then the sizes on disk."""
         return (f"{self.indexed} photos indexed, {self.pending} waiting, {self.skipped} unreadable skipped\n"
                 f"index {_human_size(self.index_bytes)} on disk, thumbnails {_human_size(self.thumbnail_bytes)}")
+
+
+def unexpected_failure(what: str, error: BaseException) -> str:
+    """One line for a person about a failure nobody planned for; the log has the traceback."""
+    return (f"{what}: {type(error).__name__}: {error}. This is a bug in the app or a missing part of it; "
+            f"restart the app, and if it happens again, report it with the app's log")
 
 
 def _human_size(n: int) -> str:
@@ -111,13 +118,15 @@ class AppController:
     """Runs the engine for the UI. ``open`` first; everything else answers through callbacks on the UI thread."""
 
     def __init__(self, post: Post, listener: LibraryListener, batch_size: int | None = None,
-                 decode_workers: int = 1, throttle_s: float = 0.0, torch_threads: int = 1):
+                 decode_workers: int = 1, throttle_s: float = 0.0, torch_threads: int = 1,
+                 load_model: ModelLoader | None = None):
         self._post = post
         self._listener = listener
         self.batch_size = batch_size  # photos per indexing batch (None: the runtime's preference)
         self.decode_workers = decode_workers
         self.throttle_s = throttle_s  # pause after each batch: spares a phone's battery; lets tests watch progress
         self.torch_threads = torch_threads
+        self._load_model = load_model or model_loader(detect_platform())
         self._engine_pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
         self._thumb_pool = ThreadPoolExecutor(2, thread_name_prefix="thumbs")
         self._engine: SearchEngine | None = None
@@ -189,11 +198,16 @@ class AppController:
             self._engine = None
         start = time.perf_counter()
         try:
-            encoders = load_encoders(model, threads=self.torch_threads)
+            encoders = self._load_model(model, threads=self.torch_threads)
             engine = SearchEngine(data_dir, encoders)
         except (ModelLoadError, StoreError) as e:
             logger.error("cannot open the library: %s", e)
             message = str(e)
+            self._deliver(lambda: self._listener.library_failed(message))
+            return
+        except Exception as e:  # a bug or a platform failure (ImportError, a Java exception): still told, and logged whole
+            logger.exception("the model could not be loaded from %s", model)
+            message = unexpected_failure("the model could not be loaded", e)
             self._deliver(lambda: self._listener.library_failed(message))
             return
         self._engine = engine
@@ -279,6 +293,9 @@ class AppController:
         except (StoreError, OSError) as e:
             logger.error("indexing failed: %s", e)
             error = str(e)
+        except Exception as e:  # a bug must not leave the UI waiting on "Indexing..." for ever: told, and logged whole
+            logger.exception("indexing failed")
+            error = unexpected_failure("an unexpected error", e)
         outcome = IndexOutcome(report, self._stats(), error)
         self._deliver(lambda: self._listener.index_finished(outcome))
 

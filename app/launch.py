@@ -21,6 +21,17 @@ class LaunchOptions:
     started: float = field(default_factory=time.perf_counter)  # when the launch began, for the cold-start time
 
 
+def prepare_platform(platform_name: str) -> None:
+    """What must happen on the main thread before the app starts its worker threads.
+
+    Android: the engine's Java classes are looked up here (app/engine/runtimes/android.py explains why).
+    """
+    if platform_name == "android":
+        from app.engine.runtimes.android import resolve_java_classes
+
+        resolve_java_classes()
+
+
 def missing_model_message(model: Path) -> str | None:
     """A one-line explanation when ``model`` cannot be a model, else None."""
     if is_model_dir(model):

@@ -79,7 +79,7 @@ class ThumbnailCache:
         try:
             data, _, _ = read_photo_bytes(photo, self.limits)
             image = decode_rgb(data, photo, self.limits)
-            image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            image.thumbnail((max_side, max_side), getattr(Image, "Resampling", Image).LANCZOS)  # Pillow 9.1+ only
             self._write(image, target)
         except PhotoDecodeError as e:
             logger.info("no thumbnail for %s: %s", photo, e.reason)

@@ -106,12 +106,12 @@ def index_in_child(
 ) -> dict[str, Any]:
     """Runs in a fresh process (see bench.common.run_child): index ``gallery`` with the engine, then
     time each stage on the same photos. Returns JSON-ready figures."""
+    from app.desktop.models import load_model
+    from app.desktop.torch_runtime import default_index_threads
     from app.engine.engine import SearchEngine
-    from app.engine.runtimes import load_encoders
-    from app.engine.runtimes.torch_runtime import default_index_threads
 
     rss_imports = current_rss_mb()
-    encoders = load_encoders(model, threads=threads or default_index_threads(DECODE_WORKERS))
+    encoders = load_model(model, threads=threads or default_index_threads(DECODE_WORKERS))
     rss_model, peak_before = current_rss_mb(), peak_rss_mb()
     with SearchEngine(Path(data_dir) / "index", encoders) as engine:
         t0 = time.perf_counter()

@@ -62,9 +62,9 @@ def build_index(work_dir: Path, model: Path, n: int = STORE_PHOTOS) -> dict[str,
     """A store of ``n`` photos for ``model`` (its id and size) in work_dir/startup-index, and its facts."""
     import numpy as np
 
-    from app.engine.runtimes import load_encoders
+    from app.desktop.models import load_model
 
-    with load_encoders(model) as enc:
+    with load_model(model) as enc:
         model_id, dim, backend = enc.model_id, enc.embed_dim, enc.backend
     gallery = work_dir / "startup-gallery"
     gallery.mkdir(parents=True, exist_ok=True)
@@ -101,11 +101,11 @@ def cold_start_in_child(
     import numpy as np  # noqa: F401  (timed: the engine needs it)
     import torch  # both runtimes run on it (ExecuTorch's Python runtime passes torch tensors)
 
+    from app.desktop.models import load_model
     from app.engine.engine import SearchEngine
-    from app.engine.runtimes import load_encoders
 
     stamps["imports"] = time.time()
-    encoders = load_encoders(model, threads=threads)
+    encoders = load_model(model, threads=threads)
     stamps["model_load"] = time.time()
     engine = SearchEngine(data_dir, encoders, readonly=True)
     stamps["store_open"] = time.time()

@@ -15,8 +15,9 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from app.desktop.models import load_model  # this CLI is a desktop entry point (not shipped to phones)
 from app.engine.engine import SearchEngine
-from app.engine.runtimes import ModelLoadError, load_encoders
+from app.engine.runtimes import ModelLoadError
 from app.engine.store import StoreError
 from app.engine.tokenizer import QueryError
 
@@ -107,9 +108,9 @@ def _print_results(results, as_json: bool) -> None:
 def _index(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from app.engine.runtimes.torch_runtime import default_index_threads
+    from app.desktop.torch_runtime import default_index_threads
 
-    encoders = load_encoders(args.model, threads=args.threads or default_index_threads(args.workers))
+    encoders = load_model(args.model, threads=args.threads or default_index_threads(args.workers))
     with SearchEngine(args.data_dir, encoders) as engine:
         for note in engine.notes:
             print(f"note: {note}", file=sys.stderr)
@@ -144,9 +145,9 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from app.engine.rerank import TeacherReranker
+    from app.desktop.rerank import TeacherReranker
 
-    encoders = load_encoders(args.model, threads=args.threads or 1)
+    encoders = load_model(args.model, threads=args.threads or 1)
     reranker = None
     rerank = getattr(args, "rerank", 0)
     if rerank > 0:

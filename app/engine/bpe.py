@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from app.engine.clip_split import clip_split
+
 logger = logging.getLogger(__name__)
 
 N_MERGES = 49152 - 256 - 2  # merges open_clip reads: lines 1 .. 48894 of the BPE file
@@ -47,7 +49,6 @@ class BpeTokenizer:
 
     def __init__(self, bpe_path: str | Path, context_length: int, clean: str = "lower", cache_size: int = 10_000):
         import ftfy
-        import regex
 
         if clean not in ("lower", "whitespace"):
             raise ValueError(f"tokenizer clean rule {clean!r} is not supported (expected 'lower' or 'whitespace')")
@@ -65,10 +66,6 @@ class BpeTokenizer:
         self.sot_token_id = self.encoder["<start_of_text>"]
         self.eot_token_id = self.encoder["<end_of_text>"]
         self.vocab_size = len(self.encoder)
-        self.pat = regex.compile(
-            r"""<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""",
-            regex.IGNORECASE,
-        )
         self._byte_encoder = bytes_to_unicode()
         self._cache: dict[str, str] = {"<start_of_text>": "<start_of_text>", "<end_of_text>": "<end_of_text>"}
         self._cache_size = cache_size
@@ -137,7 +134,7 @@ class BpeTokenizer:
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` without start/end tokens or truncation."""
         ids: list[int] = []
-        for token in self.pat.findall(self._clean(text)):
+        for token in clip_split(self._clean(text)):  # open_clip's regex split, without the regex package
             token = "".join(self._byte_encoder[b] for b in token.encode("utf-8"))
             ids.extend(self.encoder[t] for t in self._bpe(token).split(" "))
         return ids

@@ -105,7 +105,7 @@ def preprocess_image(image: Image.Image, pre: ImagePreprocess) -> np.ndarray:
     else:
         new_w, new_h = int(s * w / h), s
     if (new_w, new_h) != (w, h):
-        image = image.resize((new_w, new_h), Image.Resampling.BICUBIC)
+        image = image.resize((new_w, new_h), getattr(Image, "Resampling", Image).BICUBIC)  # Resampling: Pillow 9.1+
     top, left = round((new_h - s) / 2.0), round((new_w - s) / 2.0)  # as torchvision center_crop
     image = image.crop((left, top, left + s, top + s))
     x = np.asarray(image, dtype=np.uint8).astype(np.float32) / np.float32(255)

@@ -4,16 +4,16 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Protocol, Self
 
 import numpy as np
 
 from app.engine.decode import DecodeLimits, PhotoDecodeError, load_photo
+from app.engine.emptied_roots import emptied_roots
 from app.engine.indexer import Indexer, IndexJob, IndexReport, Progress
-from app.engine.rerank import TeacherReranker
 from app.engine.runtimes.base import Encoders
 from app.engine.scanner import ScanPlan, ScanReport, plan_changes, walk_gallery
 from app.engine.search import SearchResult, top_k_rows
@@ -21,6 +21,12 @@ from app.engine.store import EmbeddingStore, StoreError, StoreStats
 from app.engine.tokenizer import QueryError
 
 logger = logging.getLogger(__name__)
+
+
+class Reranker(Protocol):
+    """A second-stage scorer of the student's best candidates (the desktop's ``app.desktop.rerank``)."""
+
+    def rerank(self, query: str, candidates: Sequence[SearchResult]) -> list[SearchResult]: ...
 
 
 @dataclass
@@ -58,7 +64,7 @@ class SearchEngine:
         data_dir: str | Path,
         encoders: Encoders,
         readonly: bool = False,
-        reranker: TeacherReranker | None = None,
+        reranker: Reranker | None = None,
         limits: DecodeLimits | None = None,
     ):
         self.data_dir = Path(data_dir).expanduser().resolve()
@@ -88,12 +94,17 @@ class SearchEngine:
         """Walk ``roots`` (the complete set of gallery folders) and record new/changed/moved/deleted photos.
 
         Photos under a root or folder that cannot be listed right now (unmounted card, permission
-        revoked) are kept, not deleted.
+        revoked), or under a root that lists no photo any more (see :mod:`app.engine.emptied_roots`),
+        are kept, not deleted.
         """
         start = time.perf_counter()
         report = ScanReport()
         known = self.store.known_photos()
-        files = walk_gallery(roots, report, exclude=[self.data_dir])
+        roots = [os.path.abspath(os.path.expanduser(str(r))) for r in roots]
+        files = list(walk_gallery(roots, report, exclude=[self.data_dir]))
+        for root in emptied_roots(roots, (f.path for f in files), known, report.unavailable):
+            logger.warning("%s lists no photos now but held indexed ones (permission changed?): they are kept", root)
+            report.unavailable.append(root)
         plan = plan_changes(files, known, keep_roots=report.unavailable)
         self.store.apply_plan(plan)
         result = ScanResult(plan, report, time.perf_counter() - start)

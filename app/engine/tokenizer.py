@@ -1,7 +1,8 @@
 """Search queries -> token ids: cleaning, length caps and a clear error for queries with nothing in them.
 
 The tokenizer itself is open_clip's byte-level BPE, built either from a checkpoint's tokenizer info
-(the training tokenizer) or from a bundle's own files (``export.bundle.load_tokenizer``); both give
+(the training tokenizer, desktop only: ``app.desktop.checkpoint_tokenizer``) or from a bundle's own
+files (``app.engine.bpe``); both give
 (B, context_length) ids with ``<start_of_text>`` first and ``<end_of_text>`` (the highest id) last,
 truncated to the context length by open_clip. Emoji and any other Unicode go through BPE bytes.
 """
@@ -37,15 +38,6 @@ class QueryTokenizer:
         self._tokenize = tokenize
         self.context_length = int(context_length)
         self.info = dict(info or {})
-
-    @classmethod
-    def from_checkpoint_info(cls, info: dict[str, Any], where: str = "tokenizer") -> QueryTokenizer:
-        """From ``student.json["tokenizer"]`` = {kind: "open_clip", model, context_length}: the training tokenizer."""
-        if info.get("kind") != "open_clip" or not info.get("model") or not info.get("context_length"):
-            raise ValueError(f"{where}: expected {{kind: 'open_clip', model, context_length}}, got {info!r}")
-        from compression.models.teacher import build_tokenizer  # model definitions only (open_clip configs)
-
-        return cls(build_tokenizer(info["model"], int(info["context_length"])), int(info["context_length"]), info)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         """(B, context_length) int64 token ids, as in training (no query cleaning)."""

@@ -14,7 +14,10 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from app.engine.runtimes import Encoders
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +73,22 @@ def load_bridge(name: PlatformName | None = None) -> ModuleType:
     return importlib.import_module(bridge_module_name(name or detect_platform()))
 
 
+ModelLoader = Callable[..., "Encoders"]  # (path, verify=True, threads=None) -> Encoders; raises ModelLoadError
+
+
+def model_loader(name: PlatformName) -> ModelLoader:
+    """What opens a model on platform ``name``: on the desktop ``app.desktop.models.load_model`` (run
+    directories through PyTorch, and bundles); on a phone the engine's bundle loader alone, because
+    ``app.desktop`` (torch, training code) is not shipped there."""
+    if name == "desktop":
+        from app.desktop.models import load_model
+
+        return load_model
+    from app.engine.runtimes import load_encoders
+
+    return load_encoders
+
+
 def default_model_path(name: PlatformName, project_root: Path = PROJECT_ROOT) -> Path:
     """The model the app opens when none is given.
 
@@ -85,9 +104,13 @@ def default_model_path(name: PlatformName, project_root: Path = PROJECT_ROOT) ->
     return project_root / "runs" / "offline"
 
 
-def default_data_dir(name: PlatformName, user_data_dir: str | Path | None = None) -> Path:
+def default_data_dir(name: PlatformName, user_data_dir: str | Path | None = None, home: Path | None = None) -> Path:
     """Where the index and thumbnails live: the engine CLI's folder on the desktop (so both share one
-    index), the app's private storage (Kivy's ``App.user_data_dir``) on a phone."""
+    index), the app's private storage (Kivy's ``App.user_data_dir``) on Android. On iOS Kivy's
+    ``user_data_dir`` is inside Documents, which iCloud backs up, the Files app shows, and the app
+    indexes as its gallery: the index goes to the sandbox's ``Library/Application Support`` instead."""
+    if name == "ios":
+        return (home or Path(os.path.expanduser("~"))) / "Library" / "Application Support" / "pocketclip"
     if name == "desktop" or user_data_dir is None:
         from app.engine.__main__ import default_data_dir as engine_data_dir
 

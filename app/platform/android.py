@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from jnius import autoclass  # Android only: python-for-android's pyjnius recipe
 
-from app.platform.roots import photo_permissions, roots_from_media_paths
+from app.platform.roots import photo_access, photo_permissions, roots_from_media_paths
 
 logger = logging.getLogger(__name__)
 
@@ -32,15 +32,16 @@ def request_photo_access(on_result: Callable[[bool], None]) -> None:
     """
     from android.permissions import check_permission, request_permissions  # python-for-android
 
-    wanted = photo_permissions(api_level())
-    if all(check_permission(p) for p in wanted):
+    level = api_level()
+    wanted = photo_permissions(level)
+    if photo_access({p: check_permission(p) for p in wanted}, level) == "full":
         on_result(True)
-        return
+        return  # partial access asks again at each start: Android then lets the user select more photos
 
     def answered(permissions: list[str], grants: list[bool]) -> None:
-        granted = bool(grants) and all(grants)
-        logger.info("photo permission %s: %s", ", ".join(permissions), "granted" if granted else "denied")
-        on_result(granted)
+        access = photo_access(dict(zip(permissions, grants)), level)
+        logger.info("photo permission %s: %s access", ", ".join(permissions), access)
+        on_result(access != "none")
 
     request_permissions(wanted, answered)
 

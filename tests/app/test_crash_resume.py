@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.desktop.models import load_model
 from app.engine.__main__ import main
 from app.engine.engine import SearchEngine
-from app.engine.runtimes import load_encoders
 from app.engine.store import EmbeddingStore, StoreError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,7 +76,7 @@ def test_kill_9_mid_indexing_then_restart(tmp_path, random_student_dir, small_ga
     assert main(_index_args(data, random_student_dir, small_gallery)) == 0
     assert f"{N_PHOTOS - interrupted.indexed} indexed" in capsys.readouterr().out  # resumed, nothing re-encoded
 
-    encoders = load_encoders(random_student_dir)
+    encoders = load_model(random_student_dir)
     with SearchEngine(tmp_path / "clean", encoders) as clean:
         clean.update([small_gallery])
         expected = _embeddings(clean.store)

@@ -187,3 +187,25 @@ def test_decode_never_writes(tmp_path, image_writer):
     before = (path.stat().st_mtime_ns, path.read_bytes())
     load_photo(path, ImagePreprocess(16, OPENAI_MEAN, OPENAI_STD))
     assert (path.stat().st_mtime_ns, path.read_bytes()) == before
+
+
+def test_decoding_and_thumbnails_work_with_the_phones_pillow(tmp_path, image_writer, monkeypatch):
+    """python-for-android's Pillow recipe is 8.4.0 and kivy-ios's 8.2.0: no ``Image.Resampling`` (Pillow 9.1+).
+    Without it here, a photo that needs resizing still decodes to the same pixels, and its thumbnail is made."""
+    import app.thumbnails
+    from app.thumbnails import ThumbnailCache
+
+    class Pillow8Image:  # PIL.Image as the phones' Pillow has it: everything but Resampling
+        def __getattr__(self, name):
+            if name == "Resampling":
+                raise AttributeError("module 'PIL.Image' has no attribute 'Resampling'")
+            return getattr(Image, name)
+
+    path = image_writer(tmp_path / "p.png", size=(61, 45), seed=5, fmt="PNG")
+    pre = ImagePreprocess(32, OPENAI_MEAN, OPENAI_STD)
+    expected = load_photo(path, pre, DecodeLimits()).pixels
+    monkeypatch.setattr(decode, "Image", Pillow8Image())
+    monkeypatch.setattr(app.thumbnails, "Image", Pillow8Image())
+    np.testing.assert_array_equal(load_photo(path, pre, DecodeLimits()).pixels, expected)
+    thumb = ThumbnailCache(tmp_path / "thumbs").get(path, max_side=16)
+    assert thumb is not None and max(Image.open(thumb).size) == 16

@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROBE = """
 import json, sys
 import app.engine, app.engine.__main__
-from app.engine.runtimes import android, ios, coreml_runtime
+from app.engine.runtimes import android, ios
 from app.engine.runtimes.bundle import read_bundle
 info = read_bundle(sys.argv[1])  # manifest, sha256 of every file, preprocessing, the bundle's own BPE tokenizer
 tokens = info.tokenizer.encode_query("a red circle")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from app.desktop.models import load_model
 from app.engine.engine import SearchEngine
-from app.engine.runtimes import load_encoders
 from compression.checkpoint import load_student
 from compression.data.loading import load_datasets
 from compression.data.synthetic import write_split_as_folder
@@ -37,7 +37,7 @@ def check_parity(run_dir: Path, split, tmp_path: Path) -> dict[str, float]:
     folder = tmp_path / "benchmark-gallery"
     write_split_as_folder(split, folder)
     # one PyTorch thread: one query at a time on a small model is fastest so (the fixture restores it)
-    with SearchEngine(tmp_path / "data", load_encoders(run_dir, threads=1)) as engine:
+    with SearchEngine(tmp_path / "data", load_model(run_dir, threads=1)) as engine:
         update = engine.update([folder / "images"])
         assert update.index.indexed == len(split) and not update.index.skipped
         ours = engine_text_to_image_recall(engine, split, folder)
@@ -75,7 +75,7 @@ def test_engine_recall_equals_evaluation_recall_on_the_offline_benchmark(tmp_pat
 
 def test_teacher_reranking_of_the_top_m(tiny_run, tmp_path):
     """Two-stage search: the student's top M re-scored by the run's fine-tuned teacher."""
-    from app.engine.rerank import TeacherReranker
+    from app.desktop.rerank import TeacherReranker
 
     cfg, root, _ = tiny_run
     run_dir = root / "runs" / "tiny"
@@ -84,7 +84,7 @@ def test_teacher_reranking_of_the_top_m(tiny_run, tmp_path):
     write_split_as_folder(split, folder)
     assert TeacherReranker.available(run_dir)
     reranker = TeacherReranker(run_dir)
-    with SearchEngine(tmp_path / "data", load_encoders(run_dir, threads=1), reranker=reranker) as engine:
+    with SearchEngine(tmp_path / "data", load_model(run_dir, threads=1), reranker=reranker) as engine:
         engine.update([folder / "images"])
         caption = split.captions[0][0]
         student = engine.search_text(caption, k=10)

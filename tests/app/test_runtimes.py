@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from app.desktop.models import load_model
 from app.engine.runtimes import ModelLoadError, android, ios, load_encoders, runtime_for_backend
 from app.engine.runtimes.bundle import read_bundle
 from compression.checkpoint import load_student
@@ -21,8 +22,13 @@ def test_missing_or_unknown_model_paths(tmp_path):
         load_encoders(tmp_path)
 
 
+def test_only_the_desktop_loader_opens_a_run_directory(random_student_dir):
+    with pytest.raises(ModelLoadError, match="PyTorch run directory.*phones need a bundle"):
+        load_encoders(random_student_dir)
+
+
 def test_torch_runtime_matches_the_student(random_student_dir):
-    enc = load_encoders(random_student_dir)
+    enc = load_model(random_student_dir)
     student, meta = load_student(random_student_dir)
     assert enc.backend == "torch" and enc.embed_dim == meta["spec"]["embed_dim"] and enc.model_id.endswith("-fp32")
     pixels = np.random.default_rng(0).normal(size=(3, 3, 32, 32)).astype(np.float32)
@@ -94,7 +100,7 @@ def test_phone_bridges_load_only_on_their_platform(fake_bundle, monkeypatch):
     info = read_bundle(fake_bundle)
     monkeypatch.setitem(sys.modules, "jnius", None)
     monkeypatch.setitem(sys.modules, "pyobjus", None)
-    with pytest.raises(ModelLoadError, match="pyjnius"):
+    with pytest.raises(ModelLoadError, match="Java classes were not resolved"):
         android.AndroidExecuTorchEncoders(info)
     with pytest.raises(ModelLoadError, match="pyobjus"):
         ios.IOSCoreMLEncoders(info)
@@ -102,7 +108,7 @@ def test_phone_bridges_load_only_on_their_platform(fake_bundle, monkeypatch):
 
 
 def test_coreml_runtime_off_macos_says_why(fake_bundle):
-    from app.engine.runtimes.coreml_runtime import CoreMLEncoders, coreml_available
+    from app.desktop.coreml_runtime import CoreMLEncoders, coreml_available
 
     ok, why = coreml_available()
     if ok:
@@ -125,8 +131,8 @@ def test_executorch_bundle_runs_and_agrees_with_pytorch(tmp_path, random_student
     shutil.copytree(fake_bundle, coreml)
     manifest = json.loads((coreml / "manifest.json").read_text())
     (coreml / "manifest.json").write_text(json.dumps({**manifest, "backend": "coreml"}))
-    et = load_encoders(bundles)
-    pt = load_encoders(random_student_dir)
+    et = load_model(bundles)
+    pt = load_model(random_student_dir)
     assert et.backend == "executorch-xnnpack" and et.model_id == pt.model_id  # fp32: one embedding space
     pixels = np.random.default_rng(1).normal(size=(5, 3, 32, 32)).astype(np.float32)
     np.testing.assert_allclose(et.encode_images(pixels), pt.encode_images(pixels), atol=1e-4)

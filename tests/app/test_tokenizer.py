@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from open_clip.tokenizer import SimpleTokenizer, default_bpe
 
+from app.desktop.checkpoint_tokenizer import checkpoint_tokenizer
 from app.engine.bpe import BpeTokenizer
 from app.engine.tokenizer import QueryError, QueryTokenizer
 from compression.models.teacher import build_tokenizer
@@ -25,7 +26,7 @@ PROBES = [
 
 @pytest.fixture(scope="module")
 def tokenizer() -> QueryTokenizer:
-    return QueryTokenizer.from_checkpoint_info({"kind": "open_clip", "model": "synthclip-micro", "context_length": CTX})
+    return checkpoint_tokenizer({"kind": "open_clip", "model": "synthclip-micro", "context_length": CTX})
 
 
 @pytest.mark.parametrize("query", ["", "   ", "\n\t ", "\u200b\u200b", "\u00a0"])

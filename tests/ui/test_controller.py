@@ -149,3 +149,70 @@ def test_cancel_stops_indexing_and_the_next_scan_resumes(tiny_run, ui_gallery, t
         assert listener.last("scan").new == 0  # nothing new: the photos left were still pending
     finally:
         controller.close()
+
+
+class _Encoders:
+    """Just enough of an Encoders for the controller to open a library; ``fail`` breaks image encoding."""
+
+    backend, model_id, embed_dim, image_batch_size = "test", "test-fp32", 4, 8
+
+    def __init__(self, fail: BaseException | None = None):
+        import numpy as np
+
+        from app.engine.decode import ImagePreprocess
+        from app.engine.tokenizer import QueryTokenizer
+
+        self._np, self._fail = np, fail
+        self.preprocess = ImagePreprocess(8, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+        self.tokenizer = QueryTokenizer(lambda texts: np.array([[1, 5, 9, 0]] * len(texts)), 4)
+
+    def encode_images(self, pixels):
+        if self._fail is not None:
+            raise self._fail
+        return self._np.ones((len(pixels), self.embed_dim), self._np.float32) / 2
+
+    def describe(self) -> str:
+        return "test encoders"
+
+    def close(self) -> None:
+        pass
+
+
+def _gallery(folder):
+    from PIL import Image
+
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (20 + i, 12), (40 * i, 90, 200)).save(folder / f"p{i}.png")
+    return folder
+
+
+@pytest.mark.parametrize("error", [ImportError("No module named 'regex'"), RuntimeError("JavaException: ClassNotFound")])
+def test_any_model_load_failure_reaches_the_ui(tmp_path, ui_queue, error):
+    """iOS without regex, Android's Java exceptions: the UI is told, instead of 'Loading the model...' for ever."""
+    def load(path, verify=True, threads=None):
+        raise error
+
+    listener = Recorder()
+    controller = AppController(ui_queue.post, listener, load_model=load)
+    try:
+        controller.open(tmp_path / "bundle", tmp_path / "data", [])
+        ui_queue.run_until(lambda: bool(listener.events), timeout=10)
+        name, message = listener.events[0]
+        assert name == "failed" and type(error).__name__ in message and str(error) in message
+        assert "\n" not in message
+    finally:
+        controller.close()
+
+
+def test_an_indexing_crash_reaches_the_ui(tmp_path, ui_queue):
+    """An unexpected exception in the indexer thread ends indexing with an error the UI shows."""
+    listener = Recorder()
+    controller = AppController(ui_queue.post, listener, load_model=lambda *a, **k: _Encoders(AttributeError("Resampling")))
+    try:
+        controller.open(tmp_path / "bundle", tmp_path / "data", [str(_gallery(tmp_path / "g"))])
+        ui_queue.run_until(lambda: any(n == "finished" for n, _ in listener.events), timeout=20)
+        outcome = listener.last("finished")
+        assert outcome.error is not None and "AttributeError: Resampling" in outcome.error
+    finally:
+        controller.close()

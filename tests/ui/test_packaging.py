@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from app.platform.roots import READ_EXTERNAL_STORAGE, READ_MEDIA_IMAGES, TIRAMISU, photo_permissions
+from app.platform.roots import (
+    READ_EXTERNAL_STORAGE,
+    READ_MEDIA_IMAGES,
+    READ_MEDIA_VISUAL_USER_SELECTED,
+    TIRAMISU,
+    UPSIDE_DOWN_CAKE,
+    photo_permissions,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / "buildozer.spec"
@@ -27,8 +34,8 @@ RECIPE_OF_IMPORT = {"kivy": "kivy", "numpy": "numpy", "PIL": "pillow", "jnius": 
 # lazy imports inside functions the phone never calls (a run directory's tokenizer, writing a bundle);
 # test_the_phone_code_path_imports_no_torch checks they stay unloaded
 DESKTOP_ONLY_IMPORTS = {"compression", "open_clip"}
-# kivy-ios has no recipe for these C extensions: the iOS build needs one written (ios/README.md)
-KNOWN_IOS_GAPS = {"regex"}
+# imports kivy-ios has no recipe for (regex was one: app/engine/clip_split.py replaced it)
+KNOWN_IOS_GAPS: set[str] = set()
 STDLIB_NEEDING_RECIPE = {"sqlite3"}
 OWN_PACKAGES = {"app", "export"}
 ANDROID_ONLY = {"app/platform/android.py", "app/engine/runtimes/android.py"}
@@ -149,8 +156,8 @@ def test_android_photo_permissions_match_what_the_app_requests():
             declared[fields.pop("name")] = fields
         else:
             declared["android.permission." + item if "." not in item else item] = {}
-    requested = set(photo_permissions(TIRAMISU - 1) + photo_permissions(TIRAMISU))
-    assert set(declared) == requested == {READ_MEDIA_IMAGES, READ_EXTERNAL_STORAGE}
+    requested = set(photo_permissions(TIRAMISU - 1) + photo_permissions(TIRAMISU) + photo_permissions(UPSIDE_DOWN_CAKE))
+    assert set(declared) == requested == {READ_MEDIA_IMAGES, READ_EXTERNAL_STORAGE, READ_MEDIA_VISUAL_USER_SELECTED}
     assert declared[READ_EXTERNAL_STORAGE] == {"maxSdkVersion": str(TIRAMISU - 1)}
     assert spec.getint("app", "android.api") >= TIRAMISU  # READ_MEDIA_IMAGES exists from API 33
     assert spec.getint("app", "android.minapi") >= 23  # the ExecuTorch AAR's minSdk
@@ -206,3 +213,57 @@ def test_the_phone_code_path_imports_no_torch(tmp_path):
                          timeout=120, check=False, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _rendered_manifest(spec: configparser.ConfigParser) -> str:
+    """AndroidManifest.xml as python-for-android's sdl2 bootstrap template renders it for this spec's
+    extra <application> arguments (read, escaped and passed on the command line as Buildozer does)."""
+    import shlex
+    import types
+
+    import jinja2
+    import pythonforandroid
+
+    path = spec.get("app", "android.extra_manifest_application_arguments", fallback="")
+    body = (REPO / path).read_text().replace('"', '\\"').replace("\n", " ").replace("\t", " ") if path else ""
+    passed = shlex.split(f'--extra-manifest-application-arguments="{body}"')[0].split("=", 1)[1]
+    template = Path(pythonforandroid.__file__).parent / "bootstraps" / "sdl2" / "build" / "templates"
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template)))
+    args = types.SimpleNamespace(
+        numeric_version=1, version="0.1.0", min_sdk_version=spec.getint("app", "android.minapi"), permissions=[],
+        allow_backup="false", extra_manifest_application_arguments=passed, android_apptheme="@android:style/Theme",
+        window=True, android_used_libs=[], meta_data=[], android_entrypoint="org.kivy.android.PythonActivity",
+        manifest_orientation="unspecified", launcher=False, activity_launch_mode="", home_app=False,
+        intent_filters=None, services=[], extra_manifest_xml="", wakelock=False, billing_pubkey=None,
+        backup_rules=None, extra_manifest_activity_arguments="", add_activity=[], native_services=[],
+        presplash_color="#000000", sdl_orientation_hint="", service_class_name="org.kivy.android.PythonService",
+        activity_class_name="org.kivy.android.PythonActivity", enable_androidx=True,
+    )
+    return env.get_template("AndroidManifest.tmpl.xml").render(
+        args=args, android_api=spec.getint("app", "android.api"), debug=False, service=False, service_names=[],
+        native_services=[], url_scheme="kivy", package=spec.get("app", "package.domain"))
+
+
+def test_android_10_may_read_photos_by_path():
+    """API 29's scoped storage blocks path reads of DCIM unless <application> asks for legacy storage."""
+    import xml.etree.ElementTree as ET
+
+    ns = "{http://schemas.android.com/apk/res/android}"
+    app_tag = ET.fromstring(_rendered_manifest(read_spec()).encode()).find("application")
+    assert app_tag is not None and app_tag.get(f"{ns}requestLegacyExternalStorage") == "true"
+
+
+def test_gradle_can_fetch_the_executorch_aar():
+    """python-for-android's build.gradle lists google() and jcenter(); the AAR is on Maven Central."""
+    import types
+
+    import jinja2
+    import pythonforandroid
+
+    spec = read_spec()
+    template = Path(pythonforandroid.__file__).parent / "bootstraps" / "common" / "build" / "templates"
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template)), undefined=jinja2.ChainableUndefined)
+    args = types.SimpleNamespace(gradle_repositories=spec_list(spec, "android.add_gradle_repositories"))
+    gradle = env.get_template("build.tmpl.gradle").render(args=args, android_api=35)
+    allprojects = gradle.split("allprojects", 1)[1].split("}", 1)[0]
+    assert "mavenCentral()" in allprojects

@@ -18,7 +18,9 @@ from app.platform import (
 from app.platform.roots import (
     READ_EXTERNAL_STORAGE,
     READ_MEDIA_IMAGES,
+    READ_MEDIA_VISUAL_USER_SELECTED,
     collapse_roots,
+    photo_access,
     photo_permissions,
     roots_from_media_paths,
 )
@@ -54,12 +56,13 @@ def test_this_machine_is_a_desktop_and_gets_the_desktop_bridge():
     assert granted == [True]
 
 
-def test_each_platform_has_its_own_bridge_module_imported_only_there():
+def test_each_platform_has_its_own_bridge_module_imported_only_there(monkeypatch):
     assert [bridge_module_name(p) for p in ("android", "ios", "desktop")] == [
         "app.platform.android", "app.platform.ios", "app.platform.desktop"]
     with pytest.raises(ValueError, match="unknown platform"):
         bridge_module_name("windows")  # type: ignore[arg-type]
     sys.modules.pop("app.platform.android", None)
+    monkeypatch.setitem(sys.modules, "jnius", None)  # as off Android (the dev env has it for tests/phones)
     with pytest.raises(ImportError, match="jnius"):  # pyjnius exists only inside an Android app
         importlib.import_module("app.platform.android")
 
@@ -79,14 +82,29 @@ def test_default_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("POCKETCLIP_DATA_DIR", str(tmp_path / "shared"))
     assert default_data_dir("desktop", tmp_path / "kivy") == tmp_path / "shared"  # shared with the engine CLI
     assert default_data_dir("android", tmp_path / "kivy") == tmp_path / "kivy"  # the app's private storage
-    assert default_data_dir("ios", tmp_path / "kivy") == tmp_path / "kivy"
+    # iOS: not Kivy's user_data_dir (inside Documents: backed up, shown in Files, and the gallery root)
+    ios_dir = default_data_dir("ios", tmp_path / "Documents" / "pocketclip", home=tmp_path)
+    assert ios_dir == tmp_path / "Library" / "Application Support" / "pocketclip"
+    assert not ios_dir.is_relative_to(tmp_path / "Documents")
+
+
+def test_android_14_partial_photo_access_counts_as_access():
+    """Android 14's "select photos" grants READ_MEDIA_VISUAL_USER_SELECTED alone: the app must go on with
+    the selected photos, not report the permission denied."""
+    assert photo_permissions(34) == [READ_MEDIA_IMAGES, READ_MEDIA_VISUAL_USER_SELECTED]
+    partial = {READ_MEDIA_IMAGES: False, READ_MEDIA_VISUAL_USER_SELECTED: True}
+    assert photo_access(partial, 34) == "partial"
+    assert photo_access({READ_MEDIA_IMAGES: True, READ_MEDIA_VISUAL_USER_SELECTED: True}, 34) == "full"
+    assert photo_access({READ_MEDIA_IMAGES: False, READ_MEDIA_VISUAL_USER_SELECTED: False}, 34) == "none"
+    assert photo_access({READ_MEDIA_VISUAL_USER_SELECTED: True}, 33) == "none"  # not a permission before 14
+    assert photo_access({READ_EXTERNAL_STORAGE: True}, 32) == "full"
 
 
 def test_photo_permission_by_android_version():
     assert photo_permissions(21) == [READ_EXTERNAL_STORAGE]
     assert photo_permissions(32) == [READ_EXTERNAL_STORAGE]  # Android 12L
     assert photo_permissions(33) == [READ_MEDIA_IMAGES]  # Android 13
-    assert photo_permissions(35) == [READ_MEDIA_IMAGES]
+    assert photo_permissions(35) == [READ_MEDIA_IMAGES, READ_MEDIA_VISUAL_USER_SELECTED]  # Android 15: + "select photos"
     with pytest.raises(ValueError):
         photo_permissions(0)
 

@@ -1,6 +1,7 @@
 """Encoder runtimes behind one interface, and ``load_encoders(path)``: the factory choosing among them.
 
-* a run directory (``student.json``): PyTorch, for development;
+* a run directory (``student.json``): refused here; the desktop opens it with PyTorch
+  (``app.desktop.models.load_model``), phones never see one;
 * a bundle (``manifest.json``): verified file by file against the manifest's sha256, then run by
   the runtime its ``backend`` names that this platform has: ExecuTorch (desktop Python runtime, or
   the Java API through pyjnius on Android) or Core ML (coremltools on macOS, pyobjus on iOS);
@@ -12,13 +13,16 @@ from __future__ import annotations
 
 import logging
 import platform
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 from app.engine.runtimes.base import Encoders, ModelLoadError
+from app.engine.runtimes.bundle import BundleInfo
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Encoders", "ModelLoadError", "load_encoders", "runtime_for_backend"]
+__all__ = ["PHONE_OPENERS", "Encoders", "ModelLoadError", "Opener", "load_encoders", "runtime_for_backend"]
 
 
 def runtime_for_backend(backend: str) -> str:
@@ -37,26 +41,33 @@ def runtime_for_backend(backend: str) -> str:
     raise ModelLoadError(f"unknown bundle backend {backend!r} (expected 'executorch-xnnpack' or 'coreml')")
 
 
-def _open_bundle(path: Path, verify: bool) -> Encoders:
+Opener = Callable[[BundleInfo], Encoders]
+
+
+def _open_android(bundle: BundleInfo) -> Encoders:
+    from app.engine.runtimes.android import AndroidExecuTorchEncoders
+
+    return AndroidExecuTorchEncoders(bundle)
+
+
+def _open_ios(bundle: BundleInfo) -> Encoders:
+    from app.engine.runtimes.ios import IOSCoreMLEncoders
+
+    return IOSCoreMLEncoders(bundle)
+
+
+# the phones' runtimes; the desktop adds its own (app.desktop.models.DESKTOP_OPENERS)
+PHONE_OPENERS: Mapping[str, Opener] = MappingProxyType({"android": _open_android, "ios": _open_ios})
+
+
+def _open_bundle(path: Path, verify: bool, openers: Mapping[str, Opener]) -> Encoders:
     from app.engine.runtimes.bundle import read_bundle
 
     bundle = read_bundle(path, verify=verify)
     kind = runtime_for_backend(bundle.manifest["backend"])
-    if kind == "executorch":
-        from app.engine.runtimes.executorch_runtime import ExecuTorchEncoders
-
-        return ExecuTorchEncoders(bundle)
-    if kind == "coreml":
-        from app.engine.runtimes.coreml_runtime import CoreMLEncoders
-
-        return CoreMLEncoders(bundle)
-    if kind == "android":
-        from app.engine.runtimes.android import AndroidExecuTorchEncoders
-
-        return AndroidExecuTorchEncoders(bundle)
-    from app.engine.runtimes.ios import IOSCoreMLEncoders
-
-    return IOSCoreMLEncoders(bundle)
+    if kind not in openers:
+        raise ModelLoadError(f"{path}: its {kind} runtime is desktop-only; open it with the desktop app or CLI")
+    return openers[kind](bundle)
 
 
 def _bundle_preference(manifest_backend: str) -> int:
@@ -64,10 +75,12 @@ def _bundle_preference(manifest_backend: str) -> int:
     return 0 if (manifest_backend == "coreml") == apple else 1
 
 
-def load_encoders(path: str | Path, verify: bool = True, threads: int | None = None) -> Encoders:
-    """The encoders stored at ``path`` (run directory, bundle, or folder of bundles). Raises ModelLoadError.
+def load_encoders(path: str | Path, verify: bool = True, threads: int | None = None,
+                  openers: Mapping[str, Opener] = PHONE_OPENERS) -> Encoders:
+    """The encoders stored at ``path`` (a bundle, or a folder of bundles). Raises ModelLoadError.
 
-    ``threads`` caps PyTorch's intra-op threads (a run directory only; bundles use their runtime's pool).
+    ``threads`` is accepted so every loader has one signature; bundles use their runtime's own pool.
+    ``openers``: runtime name (:func:`runtime_for_backend`) -> what opens a bundle with it.
     """
     path = Path(path).expanduser()
     if not path.is_dir():
@@ -76,11 +89,12 @@ def load_encoders(path: str | Path, verify: bool = True, threads: int | None = N
             f"or a bundle (python -m export.executorch)"
         )
     if (path / "student.json").is_file():
-        from app.engine.runtimes.torch_runtime import TorchEncoders
-
-        return TorchEncoders(path, threads=threads)
+        raise ModelLoadError(
+            f"{path} is a PyTorch run directory (student.json): only the desktop app and CLI open one; "
+            f"phones need a bundle (python -m export.executorch / python -m export.coreml)"
+        )
     if (path / "manifest.json").is_file():
-        return _open_bundle(path, verify)
+        return _open_bundle(path, verify, openers)
     candidates = []
     for sub in sorted(p for p in path.iterdir() if (p / "manifest.json").is_file()):
         import json
@@ -93,7 +107,7 @@ def load_encoders(path: str | Path, verify: bool = True, threads: int | None = N
     errors = []
     for _, sub in sorted(candidates):
         try:
-            return _open_bundle(sub, verify)
+            return _open_bundle(sub, verify, openers)
         except ModelLoadError as e:
             logger.warning("skipping bundle %s: %s", sub, e)
             errors.append(str(e))

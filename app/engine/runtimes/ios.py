@@ -1,7 +1,8 @@
 """iOS bridge: a bundle's .mlpackage programs run by Core ML (CoreML.framework), via pyobjus.
 
 Written against Apple's documented Core ML API: ``+[MLModel compileModelAtURL:error:]`` (an
-.mlpackage must be compiled to .mlmodelc on device; the result is cached next to the data),
+.mlpackage must be compiled to .mlmodelc on device; the result is cached in the app's
+Library/Caches, since the bundle itself sits inside the signed, read-only .app),
 ``+[MLModel modelWithContentsOfURL:error:]``, ``-[MLMultiArray initWithShape:dataType:error:]`` and
 its ``dataPointer``, ``-[MLDictionaryFeatureProvider initWithDictionary:error:]``,
 ``-[MLModel predictionFromFeatures:error:]``, ``-[MLFeatureValue multiArrayValue]``. Bulk data moves
@@ -37,6 +38,12 @@ def on_ios() -> bool:
     return platform.system() == "Darwin" and os.uname().machine.startswith(("iPhone", "iPad"))
 
 
+def ios_cache_dir() -> Path:
+    """Where compiled models are kept: the sandbox's ``Library/Caches`` (writable, not backed up; iOS may
+    empty it when space runs low, and the model is then compiled again)."""
+    return Path(os.path.expanduser("~")) / "Library" / "Caches" / "pocketclip" / "coreml"
+
+
 class IOSCoreMLEncoders(Encoders):
     """Both compiled ``MLModel`` s loaded once and kept."""
 
@@ -60,7 +67,7 @@ class IOSCoreMLEncoders(Encoders):
         self._FeatureValue = autoclass("MLFeatureValue")
         self._NSNumber = autoclass("NSNumber")
         self._NSURL = autoclass("NSURL")
-        cache = Path(compiled_cache or bundle.root / ".compiled")
+        cache = Path(compiled_cache or ios_cache_dir())
         self._models = {}
         self._io = {name: (bundle.manifest[name]["input"]["name"], bundle.manifest[name]["output"]["name"])
                     for name in ("image", "text")}

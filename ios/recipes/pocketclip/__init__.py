@@ -19,7 +19,6 @@ class PocketClipRecipe(Recipe):
     depends: ClassVar[list[str]] = ["python3", "kivy", "numpy", "pillow", "pyobjus"]
     # pure-Python packages the query tokenizer needs (app/engine/bpe.py), installed with pip
     python_depends: ClassVar[list[str]] = ["ftfy", "wcwidth"]
-    # NOT covered: `regex` (a C extension the tokenizer also needs) has no kivy-ios recipe; see ios/README.md
     # Core ML runs the .mlpackage encoders (app/engine/runtimes/ios.py); Photos reports the library's
     # authorization (app/platform/ios.py)
     pbx_frameworks: ClassVar[list[str]] = ["CoreML", "Photos"]

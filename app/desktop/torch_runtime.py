@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from app.desktop.checkpoint_tokenizer import checkpoint_tokenizer
 from app.engine.decode import ImagePreprocess
 from app.engine.runtimes.base import Encoders, ModelLoadError, l2_normalize
-from app.engine.tokenizer import QueryTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class TorchEncoders(Encoders):
         where = str(run_dir / STUDENT_CONFIG)
         try:
             self.preprocess = ImagePreprocess.from_dict(meta.get("preprocess") or {}, f"{where}: preprocess")
-            self.tokenizer = QueryTokenizer.from_checkpoint_info(meta.get("tokenizer") or {}, f"{where}: tokenizer")
+            self.tokenizer = checkpoint_tokenizer(meta.get("tokenizer") or {}, f"{where}: tokenizer")
         except ValueError as e:
             raise ModelLoadError(str(e)) from e
         self.embed_dim = int(meta["spec"]["embed_dim"])

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from app.desktop.checkpoint_tokenizer import checkpoint_tokenizer
 from app.engine.decode import DecodeLimits, ImagePreprocess, PhotoDecodeError, load_photo
 from app.engine.runtimes.base import ModelLoadError, l2_normalize
 from app.engine.search import SearchResult
-from app.engine.tokenizer import QueryTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class TeacherReranker:
             raise ModelLoadError(f"no usable teacher in {run_dir} for re-ranking: {e}") from e
         self.model = freeze(model)
         ctx = int(model.positional_embedding.shape[0])
-        self.tokenizer = QueryTokenizer.from_checkpoint_info(
+        self.tokenizer = checkpoint_tokenizer(
             {"kind": "open_clip", "model": meta["model"], "context_length": ctx}, str(run_dir / TEACHER_CONFIG))
         self.limits = limits or DecodeLimits()
         self._torch = torch

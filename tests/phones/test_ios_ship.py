@@ -1,0 +1,44 @@
+"""iOS: what kivy-ios would put in the .app (ios/stage.py's folder), and the engine path run from it
+with only kivy-ios's libraries (no regex, torch or pyobjus)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from phone_parts import _ios_stage, standin_bundle
+from PIL import Image
+
+RUN = Path(__file__).resolve().parent / "ios_run.py"
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory) -> Path:
+    bundle = standin_bundle(tmp_path_factory.mktemp("coreml") / "offline-coreml", backend="coreml")
+    return _ios_stage().stage(tmp_path_factory.mktemp("ios") / "app", bundle)
+
+
+def test_the_ios_folder_holds_the_phone_code_and_the_core_ml_bundle_only(staged):
+    files = {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()}
+    assert {"main.py", "app/main_app.py", "app/main_app.kv", "app/engine/runtimes/ios.py", "export/bundle.py",
+            "bundles/offline-coreml/manifest.json"} <= files
+    assert not any(f.startswith(("app/desktop/", "compression/", "tests/", "bench/", ".venv/", "runs/", "ios/",
+                                 "bundles/offline-executorch/")) for f in files)
+
+
+def test_the_ios_engine_path_runs_from_the_staged_files(staged, ios_site, tmp_path):
+    gallery = tmp_path / "Documents"
+    gallery.mkdir()
+    for i in range(6):
+        Image.new("RGB", (30 + i, 20), (i * 40, 200 - i * 30, 90)).save(gallery / f"IMG_{i:04d}.png")
+    out = subprocess.run([sys.executable, "-S", "-I", str(RUN), str(ios_site), str(staged), str(gallery),
+                          str(tmp_path / "data")], cwd=staged, capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["platform"] == "ios" and result["bundle"] == str(staged / "bundles" / "offline-coreml")
+    # no pyobjus here: the UI is told in one line, instead of waiting on "Loading the model..." for ever
+    assert len(result["failed"]) == 1 and "pyobjus" in result["failed"][0] and "\n" not in result["failed"][0]
+    assert result["indexed"] == 6 and len(result["results"]) == 3
+    assert result["imported_from_elsewhere"] == []
