@@ -41,6 +41,7 @@ UNSUPPORTED_MODE = "unsupported colour mode"
 CHANGED_WHILE_READING = "changed while reading"
 READ_ERROR = "read error"
 UNSUPPORTED_FORMAT = "unsupported image format"
+SPARSE_FILE = "sparse file (has holes)"
 
 # What the engine decodes, by content: Pillow is told these formats only (``Image.open(formats=...)``),
 # so a file whose bytes are PostScript, TIFF, BMP, ICO, PPM ... is never handed to that decoder (EPS
@@ -98,10 +99,11 @@ class DecodeLimits:
 class LoadedPhoto:
     """A decoded, preprocessed photo and the identity of the exact bytes it came from."""
 
-    pixels: np.ndarray  # (3, S, S) float32, normalised
+    pixels: np.ndarray | None  # (3, S, S) float32, normalised; None: the bytes were those already encoded
     size: int  # bytes, from fstat of the file that was read
     mtime_ns: int
     fingerprint: bytes
+    ctime_ns: int | None = None
 
 
 def central_window(image: Image.Image, max_aspect: int) -> Image.Image:
@@ -188,6 +190,20 @@ def _wide_grey_to_l(image: Image.Image, rows_per_block: int = 256) -> Image.Imag
 
 def read_photo_bytes(path: str | Path, limits: DecodeLimits) -> tuple[bytes, int, int]:
     """(content, size, mtime_ns) of a regular file, read once, read-only. Raises PhotoDecodeError."""
+    data, st = _read_regular_file(path, limits)
+    return data, st.st_size, st.st_mtime_ns
+
+
+def _has_holes(fd: int, size: int) -> bool:
+    """A file with holes (sparse) is never a photo a camera or an app wrote; reading it costs its
+    full size for zeros. Where the file system cannot tell, assume none."""
+    try:
+        return os.lseek(fd, 0, getattr(os, "SEEK_HOLE", 4)) < size
+    except OSError:
+        return False
+
+
+def _read_regular_file(path: str | Path, limits: DecodeLimits) -> tuple[bytes, os.stat_result]:
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
@@ -205,6 +221,9 @@ def read_photo_bytes(path: str | Path, limits: DecodeLimits) -> tuple[bytes, int
             raise PhotoDecodeError(path, EMPTY_FILE)
         if st.st_size > limits.max_file_bytes:
             raise PhotoDecodeError(path, TOO_LARGE_FILE, f"{st.st_size} bytes > {limits.max_file_bytes}")
+        if _has_holes(fd, st.st_size):
+            raise PhotoDecodeError(path, SPARSE_FILE)
+        os.lseek(fd, 0, os.SEEK_SET)
         chunks, remaining = [], st.st_size + 1  # one byte more: notices a file that grew
         while remaining > 0:
             chunk = os.read(fd, min(remaining, 8 * 1024 * 1024))
@@ -222,7 +241,7 @@ def read_photo_bytes(path: str | Path, limits: DecodeLimits) -> tuple[bytes, int
         os.close(fd)
     if len(data) != st.st_size or after.st_mtime_ns != st.st_mtime_ns or after.st_size != st.st_size:
         raise PhotoDecodeError(path, CHANGED_WHILE_READING)
-    return data, st.st_size, st.st_mtime_ns
+    return data, st
 
 
 @functools.cache
@@ -280,13 +299,23 @@ def decode_rgb(data: bytes, path: str | Path, limits: DecodeLimits, target_size:
         raise PhotoDecodeError(path, UNSUPPORTED_MODE, f"mode {image.mode}: {e}") from e
 
 
-def load_photo(path: str | Path, pre: ImagePreprocess, limits: DecodeLimits | None = None) -> LoadedPhoto:
-    """Read, decode and preprocess one photo. Raises PhotoDecodeError with a countable reason."""
+def load_photo(path: str | Path, pre: ImagePreprocess, limits: DecodeLimits | None = None,
+               unless_fingerprint: bytes | None = None) -> LoadedPhoto:
+    """Read, decode and preprocess one photo. Raises PhotoDecodeError with a countable reason.
+
+    If the bytes read have fingerprint ``unless_fingerprint`` (those already encoded: a ``touch``),
+    nothing is decoded and ``pixels`` is None.
+    """
     limits = limits or DecodeLimits()
-    data, size, mtime_ns = read_photo_bytes(path, limits)
+    check_extension(path)
+    data, st = _read_regular_file(path, limits)
+    size, mtime_ns = st.st_size, st.st_mtime_ns
+    fingerprint = fingerprint_bytes(data)
+    if unless_fingerprint is not None and fingerprint == unless_fingerprint:
+        return LoadedPhoto(None, size, mtime_ns, fingerprint, st.st_ctime_ns)
     image = decode_rgb(data, path, limits, target_size=pre.image_size)
     try:
         pixels = preprocess_image(image, pre, limits.max_aspect)
     except (ValueError, OSError) as e:
         raise PhotoDecodeError(path, CORRUPT, f"{type(e).__name__}: {e}") from e
-    return LoadedPhoto(pixels=pixels, size=size, mtime_ns=mtime_ns, fingerprint=fingerprint_bytes(data))
+    return LoadedPhoto(pixels=pixels, size=size, mtime_ns=mtime_ns, fingerprint=fingerprint, ctime_ns=st.st_ctime_ns)
