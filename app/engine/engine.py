@@ -68,13 +68,13 @@ class SearchEngine:
         self.encoders = encoders
         self.reranker = reranker
         self.limits = limits or DecodeLimits()
+        if not (isinstance(encoders.embed_dim, int) and 1 <= encoders.embed_dim <= MAX_EMBED_DIM):
+            raise StoreError(f"model {encoders.model_id} declares embedding size {encoders.embed_dim!r}; "
+                             f"expected a whole number from 1 to {MAX_EMBED_DIM}")  # before the index is touched
         self.store = EmbeddingStore(self.data_dir, readonly=readonly)
         self._jobs: list[IndexJob] = []
         self.notes: list[str] = [self.store.recovered] if self.store.recovered else []
         try:
-            if not (isinstance(encoders.embed_dim, int) and 1 <= encoders.embed_dim <= MAX_EMBED_DIM):
-                raise StoreError(f"model {encoders.model_id} declares embedding size {encoders.embed_dim!r}; "
-                                 f"expected a whole number from 1 to {MAX_EMBED_DIM}")
             if readonly:
                 st = self.store.stats()
                 if st.model_id is not None and (st.model_id, st.embed_dim) != (encoders.model_id, encoders.embed_dim):

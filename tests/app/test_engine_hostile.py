@@ -326,3 +326,36 @@ def test_an_index_with_a_missing_matrix_says_so(tmp_path, make_gallery, fake_enc
         assert any("no file" in p for p in reader.store.check())
     with EmbeddingStore(tmp_path / "data") as store:  # the writer queues them again
         assert store.stats().pending == 3
+
+
+# ---------------------------------------------------------------- 3 and 10. bounded re-ranking, absurd model sizes
+
+
+def test_re_ranking_many_photos_runs_the_teacher_in_bounded_batches(tmp_path, make_gallery, fake_encoders):
+    from app.engine.engine import RERANK_BATCH
+    from app.engine.search import SearchResult
+
+    class RecordingReranker:
+        batches: list[int] = []
+
+        def rerank(self, query, candidates):
+            self.batches.append(len(candidates))
+            return [SearchResult(c.path, -c.score, c.photo_id) for c in candidates]
+
+    gallery = make_gallery(150)
+    reranker = RecordingReranker()
+    with SearchEngine(tmp_path / "data", fake_encoders) as engine:
+        engine.update([gallery])
+        plain = engine.search_text("x", k=150)
+        engine.reranker = reranker
+        reranked = engine.search_text("x", k=5, rerank_top_m=150)
+    assert max(reranker.batches) <= RERANK_BATCH and sum(reranker.batches) == 150
+    assert [r.path for r in reranked] == [r.path for r in plain[::-1][:5]]  # merged across batches
+
+
+def test_an_absurd_embedding_size_is_refused_before_the_data_dir_is_touched(tmp_path, fake_encoders_class):
+    enc = fake_encoders_class()
+    enc.embed_dim = 10**9
+    with pytest.raises(StoreError, match="embedding size 1000000000"):
+        SearchEngine(tmp_path / "data", enc)
+    assert not (tmp_path / "data").exists()
