@@ -77,7 +77,7 @@ def test_similar_on_a_file_that_exhausts_memory_is_one_line(tmp_path, random_stu
 
 def test_hostile_file_names_cannot_fake_result_lines(tmp_path, random_student_dir, image_writer, capsys):
     gallery = tmp_path / "g"
-    names = ["fake\n 1.0000  /etc/passwd.png", "red\x1b[31mALERT\x1b[0m.png", "bidi\u202egnp.exe.png"]
+    names = ["fake\n 1.0000  evil.png", "red\x1b[31mALERT\x1b[0m.png", "bidi\u202egnp.exe.png"]
     for i, name in enumerate(names):
         image_writer(gallery / name, seed=i)
     image_writer(tmp_path / "t.png", seed=9)
