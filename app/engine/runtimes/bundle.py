@@ -114,19 +114,19 @@ def read_bundle(root: str | Path, verify: bool = True) -> BundleInfo:
 
     root = Path(root)
     where = root / "manifest.json"
+    try:  # the shape of every value first: export.bundle's reader trusts it
+        raw = json.loads(where.read_text())
+    except (OSError, ValueError):
+        raw = None  # load_manifest names what is wrong with the file
     try:
-        manifest = load_manifest(root)
-        tokenizer_config = json.loads((root / "tokenizer.json").read_text())
-    except BundleError as e:
-        raise ModelLoadError(str(e)) from e
+        tokenizer_config = json.loads((root / "tokenizer.json").read_text()) if raw is not None else None
     except (OSError, ValueError) as e:
         raise ModelLoadError(f"{root / 'tokenizer.json'} cannot be read: {e}") from e
-    problems = manifest_problems(manifest, tokenizer_config)
+    problems = manifest_problems(raw, tokenizer_config) if raw is not None else []
     if problems:
         raise ModelLoadError(f"{where}: " + "; ".join(problems))
     try:
-        if verify:
-            manifest = verify_bundle(root)
+        manifest = verify_bundle(root) if verify else load_manifest(root)
     except BundleError as e:
         raise ModelLoadError(str(e)) from e
     image, text = manifest["image"], manifest["text"]
