@@ -392,12 +392,13 @@ class EmbeddingStore:
         if not n_rows:
             return
         matrix = self._matrix_view()
-        owned = self._conn.execute("SELECT id, row, checksum FROM photos WHERE row IS NOT NULL").fetchall()
-        if not owned:
+        owned = np.asarray(self._conn.execute(
+            "SELECT id, row, COALESCE(checksum, -1) FROM photos WHERE row IS NOT NULL AND row < ? ORDER BY row",
+            (matrix.shape[0],)).fetchall(), dtype=np.int64).reshape(-1, 3)
+        if not len(owned):
             return
-        ids, rows, stored = (np.asarray([o[k] if o[k] is not None else -1 for o in owned], dtype=np.int64)
-                             for k in range(3))
-        actual = row_checksums(matrix[rows])
+        ids, rows, stored = owned.T
+        actual = row_checksums(matrix)[rows]  # all rows, in place: cheaper than gathering the live ones
         adopt = stored < 0
         damaged = ~adopt & (actual != stored)
         if not (adopt.any() or damaged.any()):
