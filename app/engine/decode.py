@@ -42,6 +42,7 @@ CHANGED_WHILE_READING = "changed while reading"
 READ_ERROR = "read error"
 UNSUPPORTED_FORMAT = "unsupported image format"
 SPARSE_FILE = "sparse file (has holes)"
+EXIF_ORIENTATION = 0x0112
 
 # What the engine decodes, by content: Pillow is told these formats only (``Image.open(formats=...)``),
 # so a file whose bytes are PostScript, TIFF, BMP, ICO, PPM ... is never handed to that decoder (EPS
@@ -290,7 +291,8 @@ def decode_rgb(data: bytes, path: str | Path, limits: DecodeLimits, target_size:
     except Exception as e:
         raise PhotoDecodeError(path, CORRUPT, f"{type(e).__name__}: {e}") from e
     try:
-        image = ImageOps.exif_transpose(image)
+        if image.getexif().get(EXIF_ORIENTATION, 1) != 1:  # exif_transpose copies even an upright image
+            image = ImageOps.exif_transpose(image)
     except Exception as e:  # noqa: BLE001 - a malformed EXIF block must not cost the photo: keep it unrotated
         logger.debug("%s: ignoring unreadable EXIF orientation (%s)", path, e)
     try:
