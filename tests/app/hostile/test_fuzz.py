@@ -127,7 +127,7 @@ def test_fuzz_manifest(fake_bundle, tmp_path):
     base = json.loads((fake_bundle / "manifest.json").read_text())
     outcomes = {"loaded": 0, "refused": 0}
 
-    @FUZZ
+    @settings(FUZZ, max_examples=max(1, EXAMPLES // 3))  # each example copies and verifies a bundle
     @given(mutated_manifest(base))
     def check(manifest):
         assert isinstance(manifest_problems(manifest), list)
