@@ -10,8 +10,7 @@ import logging
 import re
 import zlib
 from dataclasses import dataclass
-from pathlib import PurePosixPath
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np

@@ -11,7 +11,6 @@ Not a test; figures depend on the Pillow build.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import resource
 import subprocess
@@ -69,7 +68,8 @@ def peak_rss_mib(code_dir: Path, path: Path, image_size: int) -> tuple[float, st
 
     env = {**os.environ, "PYTHONPATH": str(code_dir)}
     proc = subprocess.Popen([sys.executable, "-c", CHILD.format(size=image_size), str(path)], cwd=code_dir,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=limit)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=limit)  # noqa: PLW1509 - this script starts no threads
     out = proc.stdout.read().decode().strip()
     err = proc.stderr.read().decode().strip()
     _, status, usage = os.wait4(proc.pid, 0)

@@ -240,7 +240,7 @@ def test_a_same_size_edit_that_keeps_mtime_is_re_encoded(tmp_path, make_gallery,
     gallery = make_gallery(4)
     with SearchEngine(tmp_path / "data", fake_encoders) as engine:
         engine.update([gallery])
-        photo = sorted(gallery.rglob("*.png"))[0]
+        photo = min(gallery.rglob("*.png"))
         st = photo.stat()
         data = bytearray(photo.read_bytes())
         image_writer(tmp_path / "other.png", size=(24, 20), colour=(0, 0, 250), seed=3)
@@ -271,7 +271,7 @@ def test_a_touch_is_not_re_encoded(tmp_path, make_gallery, fake_encoders):
     with SearchEngine(tmp_path / "data", fake_encoders) as engine:
         engine.update([gallery])
         encoded = fake_encoders.images_encoded
-        photo = sorted(gallery.rglob("*.*"))[0]
+        photo = min(gallery.rglob("*.*"))
         os.utime(photo, ns=(time.time_ns() + 10**9,) * 2)
         result = engine.update([gallery])
         assert len(result.scan.plan.changed) == 1 and result.index.unchanged == 1
@@ -336,7 +336,8 @@ def test_re_ranking_many_photos_runs_the_teacher_in_bounded_batches(tmp_path, ma
     from app.engine.search import SearchResult
 
     class RecordingReranker:
-        batches: list[int] = []
+        def __init__(self):
+            self.batches: list[int] = []
 
         def rerank(self, query, candidates):
             self.batches.append(len(candidates))
