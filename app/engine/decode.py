@@ -48,7 +48,7 @@ EXIF_ORIENTATION = 0x0112
 # so a file whose bytes are PostScript, TIFF, BMP, ICO, PPM ... is never handed to that decoder (EPS
 # would run Ghostscript) whatever its name. HEIF/AVIF count when a plugin registered them.
 ENGINE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "HEIF", "AVIF")
-# ... and by name: a file is decoded only if its extension is one of these (the scanner's list).
+# ... and by name: a file is decoded only if its extension is one of these (the scanner walks for them).
 ENGINE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".heic", ".heif", ".avif")
 
 

@@ -26,12 +26,13 @@ from pathlib import Path
 
 from PIL import Image
 
+from app.engine.decode import ENGINE_EXTENSIONS
 from app.engine.fingerprint import fingerprint_file
 
 logger = logging.getLogger(__name__)
 
 # Extensions indexed when Pillow can open them (HEIC/HEIF/AVIF need a plugin such as pillow-heif).
-WANTED_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".heic", ".heif", ".avif")
+WANTED_EXTENSIONS = ENGINE_EXTENSIONS
 
 
 def register_optional_plugins() -> None:
