@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sqlite3
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from app.desktop.models import load_model  # this CLI is a desktop entry point (not shipped to phones)
 from app.engine.engine import SearchEngine
+from app.engine.pathnames import shown
 from app.engine.runtimes import ModelLoadError
 from app.engine.store import StoreError
 from app.engine.tokenizer import QueryError
@@ -24,6 +26,35 @@ from app.engine.tokenizer import QueryError
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path("runs") / "offline"
+MAX_RERANK = 10_000  # photos the teacher may re-score for one query (it does so RERANK_BATCH at a time)
+
+
+def _whole_number(low: int, high: int | None = None):
+    """argparse type: a whole number in [low, high], else a one-line usage error naming the value."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            bound = f"from {low} to {high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range (expected {bound})")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite, non-negative number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number of seconds >= 0")
+    return value
 
 
 def default_data_dir() -> Path:
@@ -47,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a run directory with student.json (PyTorch), an export bundle with manifest.json "
                    "(ExecuTorch / Core ML, files checked against their sha256), or a folder of bundles "
                    "(default: %(default)s)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=_whole_number(1, 1024), default=None,
                    help="PyTorch threads for a run-directory model (default: to index, the cores the decode "
                    "workers leave; to search, 1: a single query on a small model is fastest on one thread)")
     p.add_argument("-v", "--verbose", action="store_true", help="log what the engine does (INFO level)")
@@ -60,10 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--gallery", type=Path, action="append", required=True, metavar="DIR",
                     help="a gallery folder; repeat for several. Together they are the whole gallery: photos "
                     "under folders not given are dropped from the index (unreadable folders are kept)")
-    ix.add_argument("--batch-size", type=int, default=None,
+    ix.add_argument("--batch-size", type=_whole_number(1, 4096), default=None,
                     help="photos encoded per batch (default: what the runtime prefers, 32 for PyTorch)")
-    ix.add_argument("--workers", type=int, default=2, help="threads decoding photos ahead of the encoder (default: 2)")
-    ix.add_argument("--throttle", type=float, default=0.0, metavar="SECONDS",
+    ix.add_argument("--workers", type=_whole_number(1, 64), default=2, help="threads decoding photos ahead of the encoder (default: 2)")
+    ix.add_argument("--throttle", type=_seconds, default=0.0, metavar="SECONDS",
                     help="pause after each batch, to spare battery and heat (tests use it to interrupt a run "
                     "mid-way; default: 0)")
     ix.add_argument("--retry-skipped", action="store_true",
@@ -73,16 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
     se = sub.add_parser("search", help="find photos matching a description",
                         description="Encode the query with the text encoder and rank every indexed photo (exact top-K).")
     se.add_argument("query", help='what to look for, e.g. "a red circle on a white background"')
-    se.add_argument("--k", type=int, default=10, help="how many photos to list (default: 10)")
-    se.add_argument("--rerank", type=int, default=0, metavar="M",
+    se.add_argument("--k", type=_whole_number(1), default=10, help="how many photos to list (default: 10)")
+    se.add_argument("--rerank", type=_whole_number(0, MAX_RERANK), default=0, metavar="M",
                     help="re-score the best M with the teacher when --model is a run directory that has one "
-                    "(slower, more accurate; default: 0 = off)")
+                    f"(slower, more accurate; at most {MAX_RERANK}; default: 0 = off)")
     se.add_argument("--json", action="store_true", help="print results as JSON")
 
     si = sub.add_parser("similar", help="find photos similar to a photo",
                         description="Rank indexed photos by similarity to PHOTO (an indexed photo or any image file).")
     si.add_argument("photo", type=Path, help="the query photo")
-    si.add_argument("--k", type=int, default=10, help="how many photos to list (default: 10)")
+    si.add_argument("--k", type=_whole_number(1), default=10, help="how many photos to list (default: 10)")
     si.add_argument("--json", action="store_true", help="print results as JSON")
 
     st = sub.add_parser("status", help="what the index holds", description="Counts of indexed, pending and skipped photos.")
@@ -96,13 +127,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _print_results(results, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps([{"path": r.path, "score": round(r.score, 6)} for r in results], indent=2))
+    if as_json:  # ensure_ascii: control characters and undecodable bytes are \u escapes, never raw
+        print(json.dumps([{"path": r.path, "score": round(r.score, 6)} for r in results], indent=2,
+                         allow_nan=False))
     elif not results:
         print("no photos indexed yet: run `python -m app.engine index --gallery DIR` first")
     else:
         for r in results:
-            print(f"{r.score:7.4f}  {r.path}")
+            print(f"{r.score:7.4f}  {shown(r.path)}")
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -113,13 +145,16 @@ def _index(args: argparse.Namespace) -> int:
     encoders = load_model(args.model, threads=args.threads or default_index_threads(args.workers))
     with SearchEngine(args.data_dir, encoders) as engine:
         for note in engine.notes:
-            print(f"note: {note}", file=sys.stderr)
+            print(f"note: {shown(note)}", file=sys.stderr)
         if args.retry_skipped:
             print(f"{engine.store.retry_failed()} skipped photos queued again")
         scan = engine.scan(args.gallery)
         print(scan.summary())
         for root in scan.report.unavailable:
-            print(f"warning: could not read {root}; its photos are kept as they were", file=sys.stderr)
+            print(f"warning: could not read {shown(root)}; its photos are kept as they were", file=sys.stderr)
+        for root in scan.plan.kept_roots:
+            print(f"warning: {shown(root)} holds none of the photos indexed under it (not mounted? wrong "
+                  f"folder?); they are kept as they were", file=sys.stderr)
         bar = None if args.no_progress else tqdm(total=0, unit="photo", desc="indexing", dynamic_ncols=True)
 
         def progress(done: int, total: int) -> None:
@@ -136,11 +171,12 @@ def _index(args: argparse.Namespace) -> int:
                 bar.close()
         print("index: " + report.summary())
         for reason, examples in sorted(report.examples.items()):
-            print(f"  skipped ({reason}): e.g. {', '.join(examples)}")
+            print(f"  skipped ({reason}): e.g. {', '.join(shown(e) for e in examples)}")
         if engine.store.compact():
             print("index: embedding matrix compacted")
         st = engine.stats()
-        print(f"index holds {st.indexed} photos ({st.pending} pending, {st.failed} skipped) in {args.data_dir}")
+        print(f"index holds {st.indexed} photos ({st.pending} pending, {st.failed} skipped) in "
+              f"{shown(str(args.data_dir))}")
     return 0
 
 
@@ -171,9 +207,9 @@ def _status(args: argparse.Namespace) -> int:
         st = store.stats()
         problems = store.check() if args.check else []
     if args.json:
-        print(json.dumps({**st.__dict__, "problems": problems}, indent=2))
+        print(json.dumps({**st.__dict__, "problems": problems}, indent=2, allow_nan=False))
     else:
-        print(f"{args.data_dir}: {st.photos} photos, {st.indexed} indexed, {st.pending} pending, {st.failed} skipped; "
+        print(f"{shown(str(args.data_dir))}: {st.photos} photos, {st.indexed} indexed, {st.pending} pending, {st.failed} skipped; "
               f"{st.rows} embedding rows ({st.dead_rows} dead), model {st.model_id} dim {st.embed_dim}")
         for reason, n in sorted(st.failures.items()):
             print(f"  skipped: {n} {reason}")
@@ -192,10 +228,10 @@ def main(argv: list[str] | None = None) -> int:
             return _search(args)
         return _status(args)
     except (ModelLoadError, StoreError, QueryError) as e:
-        print(f"app.engine {args.command}: error: {e}", file=sys.stderr)
+        print(f"app.engine {args.command}: error: {shown(str(e))}", file=sys.stderr)
         return 2
     except sqlite3.DatabaseError as e:  # a reader met a damaged index; the writer repairs it on open
-        print(f"app.engine {args.command}: error: the index in {args.data_dir} is damaged ({e}); "
+        print(f"app.engine {args.command}: error: the index in {shown(str(args.data_dir))} is damaged ({e}); "
               f"run `python -m app.engine index` to rebuild it", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ Nothing here writes to the photo: files are opened read-only and non-blocking.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import stat
@@ -39,6 +40,16 @@ CORRUPT = "corrupt or truncated image"
 UNSUPPORTED_MODE = "unsupported colour mode"
 CHANGED_WHILE_READING = "changed while reading"
 READ_ERROR = "read error"
+UNSUPPORTED_FORMAT = "unsupported image format"
+SPARSE_FILE = "sparse file (has holes)"
+EXIF_ORIENTATION = 0x0112
+
+# What the engine decodes, by content: Pillow is told these formats only (``Image.open(formats=...)``),
+# so a file whose bytes are PostScript, TIFF, BMP, ICO, PPM ... is never handed to that decoder (EPS
+# would run Ghostscript) whatever its name. HEIF/AVIF count when a plugin registered them.
+ENGINE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "HEIF", "AVIF")
+# ... and by name: a file is decoded only if its extension is one of these (the scanner walks for them).
+ENGINE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".heic", ".heif", ".avif")
 
 
 class PhotoDecodeError(Exception):
@@ -80,6 +91,7 @@ class DecodeLimits:
 
     max_file_bytes: int = 256 * 1024 * 1024  # larger files are skipped without reading them
     max_pixels: int = 64_000_000  # pixels to decode (after JPEG draft scaling); more is a "bomb"
+    max_aspect: int = 64  # longer sides are cut to this ratio before resizing (see central_window)
     jpeg_draft: bool = True  # decode big JPEGs at a reduced DCT scale, still >= draft_factor x image_size
     draft_factor: int = 4
 
@@ -88,17 +100,42 @@ class DecodeLimits:
 class LoadedPhoto:
     """A decoded, preprocessed photo and the identity of the exact bytes it came from."""
 
-    pixels: np.ndarray  # (3, S, S) float32, normalised
+    pixels: np.ndarray | None  # (3, S, S) float32, normalised; None: the bytes were those already encoded
     size: int  # bytes, from fstat of the file that was read
     mtime_ns: int
     fingerprint: bytes
+    ctime_ns: int | None = None
 
 
-def preprocess_image(image: Image.Image, pre: ImagePreprocess) -> np.ndarray:
-    """RGB PIL image -> (3, S, S) float32: torchvision Resize(S, bicubic) + CenterCrop(S) + ToTensor + Normalize."""
+def central_window(image: Image.Image, max_aspect: int) -> Image.Image:
+    """The centre of an image longer than ``max_aspect`` x its short side, cut to that ratio.
+
+    Resizing the short side up to the model size first would make the long side grow with it: a
+    563-byte 500000x1 PNG became a 2.8 GB intermediate. The centre crop keeps only the middle, so
+    the rest is dropped before resizing; the output size is then at most ``max_aspect`` x S x S.
+    """
+    w, h = image.size
+    if max(w, h) <= max_aspect * min(w, h):
+        return image
+    if w > h:
+        keep = max_aspect * h
+        left = (w - keep) // 2
+        return image.crop((left, 0, left + keep, h))
+    keep = max_aspect * w
+    top = (h - keep) // 2
+    return image.crop((0, top, w, top + keep))
+
+
+def preprocess_image(image: Image.Image, pre: ImagePreprocess, max_aspect: int = DecodeLimits.max_aspect) -> np.ndarray:
+    """RGB PIL image -> (3, S, S) float32: torchvision Resize(S, bicubic) + CenterCrop(S) + ToTensor + Normalize.
+
+    Exactly that for aspect ratios up to ``max_aspect``; beyond, the centre is cut out first
+    (:func:`central_window`), which keeps memory bounded and the result equal up to edge pixels.
+    """
     if image.mode != "RGB":
         raise ValueError(f"preprocess_image expects an RGB image, got mode {image.mode!r}")
     s = pre.image_size
+    image = central_window(image, max_aspect)
     w, h = image.size
     if w <= h:
         new_w, new_h = s, int(s * h / w)
@@ -122,13 +159,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if mode == "RGB":
         return image
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        arr = np.asarray(image).astype(np.float64)
-        if mode == "F":
-            arr = arr * 255.0 if arr.size and arr.max() <= 1.0 else arr
-        elif mode.startswith("I;16") or (arr.size and arr.max() > 255):
-            arr = arr / 257.0  # 16-bit range to 8-bit
-        grey = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
-        return grey.convert("RGB")
+        return _wide_grey_to_l(image).convert("RGB")
     if mode == "P" and "transparency" in image.info:
         image, mode = image.convert("RGBA"), "RGBA"
     if mode in ("RGBA", "LA", "La", "RGBa", "PA"):
@@ -138,8 +169,42 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # L, 1, P, CMYK, YCbCr, ...
 
 
+def _wide_grey_to_l(image: Image.Image, rows_per_block: int = 256) -> Image.Image:
+    """16/32-bit or float grey -> 8-bit L, a block of rows at a time: never a float64 copy of the whole
+    image (a 124 KB 16-bit 7999x7999 PNG used to cost 1.6 GB here)."""
+    arr = np.asarray(image)
+    mode = image.mode
+    if mode == "F":
+        scale = 255.0 if arr.size and np.nanmax(arr) <= 1.0 else 1.0
+    elif mode.startswith("I;16") or (arr.size and arr.max() > 255):
+        scale = 1.0 / 257.0  # 16-bit range to 8-bit
+    else:
+        scale = 1.0
+    out = np.empty(arr.shape, dtype=np.uint8)
+    for r in range(0, arr.shape[0], rows_per_block):
+        block = arr[r : r + rows_per_block].astype(np.float32) * np.float32(scale)
+        np.rint(block, out=block)
+        np.clip(np.nan_to_num(block, copy=False), 0, 255, out=block)
+        out[r : r + rows_per_block] = block
+    return Image.fromarray(out, mode="L")
+
+
 def read_photo_bytes(path: str | Path, limits: DecodeLimits) -> tuple[bytes, int, int]:
     """(content, size, mtime_ns) of a regular file, read once, read-only. Raises PhotoDecodeError."""
+    data, st = _read_regular_file(path, limits)
+    return data, st.st_size, st.st_mtime_ns
+
+
+def _has_holes(fd: int, size: int) -> bool:
+    """A file with holes (sparse) is never a photo a camera or an app wrote; reading it costs its
+    full size for zeros. Where the file system cannot tell, assume none."""
+    try:
+        return os.lseek(fd, 0, getattr(os, "SEEK_HOLE", 4)) < size
+    except OSError:
+        return False
+
+
+def _read_regular_file(path: str | Path, limits: DecodeLimits) -> tuple[bytes, os.stat_result]:
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
@@ -157,6 +222,9 @@ def read_photo_bytes(path: str | Path, limits: DecodeLimits) -> tuple[bytes, int
             raise PhotoDecodeError(path, EMPTY_FILE)
         if st.st_size > limits.max_file_bytes:
             raise PhotoDecodeError(path, TOO_LARGE_FILE, f"{st.st_size} bytes > {limits.max_file_bytes}")
+        if _has_holes(fd, st.st_size):
+            raise PhotoDecodeError(path, SPARSE_FILE)
+        os.lseek(fd, 0, os.SEEK_SET)
         chunks, remaining = [], st.st_size + 1  # one byte more: notices a file that grew
         while remaining > 0:
             chunk = os.read(fd, min(remaining, 8 * 1024 * 1024))
@@ -174,7 +242,24 @@ def read_photo_bytes(path: str | Path, limits: DecodeLimits) -> tuple[bytes, int
         os.close(fd)
     if len(data) != st.st_size or after.st_mtime_ns != st.st_mtime_ns or after.st_size != st.st_size:
         raise PhotoDecodeError(path, CHANGED_WHILE_READING)
-    return data, st.st_size, st.st_mtime_ns
+    return data, st
+
+
+@functools.cache
+def engine_formats() -> tuple[str, ...]:
+    """:data:`ENGINE_FORMATS` that the installed Pillow (and its plugins) can open."""
+    from app.engine.scanner import register_optional_plugins
+
+    register_optional_plugins()
+    Image.init()
+    return tuple(f for f in ENGINE_FORMATS if f in Image.OPEN)
+
+
+def check_extension(path: str | Path) -> None:
+    """Refuse a file whose name does not say it is a photo of a supported kind. Raises PhotoDecodeError."""
+    ext = os.path.splitext(os.fsdecode(path))[1].lower()
+    if ext not in ENGINE_EXTENSIONS:
+        raise PhotoDecodeError(path, UNSUPPORTED_FORMAT, f"extension {ext or '(none)'!r}")
 
 
 def decode_rgb(data: bytes, path: str | Path, limits: DecodeLimits, target_size: int | None = None) -> Image.Image:
@@ -182,12 +267,13 @@ def decode_rgb(data: bytes, path: str | Path, limits: DecodeLimits, target_size:
 
     ``target_size`` (the model's image size) enables the JPEG draft fast path. Raises PhotoDecodeError.
     """
+    check_extension(path)
     try:
-        image = Image.open(BytesIO(data))
+        image = Image.open(BytesIO(data), formats=engine_formats())
     except Image.DecompressionBombError as e:
         raise PhotoDecodeError(path, DECOMPRESSION_BOMB, str(e)) from e
     except Image.UnidentifiedImageError as e:
-        raise PhotoDecodeError(path, NOT_AN_IMAGE) from e
+        raise PhotoDecodeError(path, NOT_AN_IMAGE, "not one of " + ", ".join(engine_formats())) from e
     except Exception as e:
         raise PhotoDecodeError(path, CORRUPT, f"{type(e).__name__}: {e}") from e
     try:
@@ -205,7 +291,8 @@ def decode_rgb(data: bytes, path: str | Path, limits: DecodeLimits, target_size:
     except Exception as e:
         raise PhotoDecodeError(path, CORRUPT, f"{type(e).__name__}: {e}") from e
     try:
-        image = ImageOps.exif_transpose(image)
+        if image.getexif().get(EXIF_ORIENTATION, 1) != 1:  # exif_transpose copies even an upright image
+            image = ImageOps.exif_transpose(image)
     except Exception as e:  # noqa: BLE001 - a malformed EXIF block must not cost the photo: keep it unrotated
         logger.debug("%s: ignoring unreadable EXIF orientation (%s)", path, e)
     try:
@@ -214,13 +301,23 @@ def decode_rgb(data: bytes, path: str | Path, limits: DecodeLimits, target_size:
         raise PhotoDecodeError(path, UNSUPPORTED_MODE, f"mode {image.mode}: {e}") from e
 
 
-def load_photo(path: str | Path, pre: ImagePreprocess, limits: DecodeLimits | None = None) -> LoadedPhoto:
-    """Read, decode and preprocess one photo. Raises PhotoDecodeError with a countable reason."""
+def load_photo(path: str | Path, pre: ImagePreprocess, limits: DecodeLimits | None = None,
+               unless_fingerprint: bytes | None = None) -> LoadedPhoto:
+    """Read, decode and preprocess one photo. Raises PhotoDecodeError with a countable reason.
+
+    If the bytes read have fingerprint ``unless_fingerprint`` (those already encoded: a ``touch``),
+    nothing is decoded and ``pixels`` is None.
+    """
     limits = limits or DecodeLimits()
-    data, size, mtime_ns = read_photo_bytes(path, limits)
+    check_extension(path)
+    data, st = _read_regular_file(path, limits)
+    size, mtime_ns = st.st_size, st.st_mtime_ns
+    fingerprint = fingerprint_bytes(data)
+    if unless_fingerprint is not None and fingerprint == unless_fingerprint:
+        return LoadedPhoto(None, size, mtime_ns, fingerprint, st.st_ctime_ns)
     image = decode_rgb(data, path, limits, target_size=pre.image_size)
     try:
-        pixels = preprocess_image(image, pre)
+        pixels = preprocess_image(image, pre, limits.max_aspect)
     except (ValueError, OSError) as e:
         raise PhotoDecodeError(path, CORRUPT, f"{type(e).__name__}: {e}") from e
-    return LoadedPhoto(pixels=pixels, size=size, mtime_ns=mtime_ns, fingerprint=fingerprint_bytes(data))
+    return LoadedPhoto(pixels=pixels, size=size, mtime_ns=mtime_ns, fingerprint=fingerprint, ctime_ns=st.st_ctime_ns)

@@ -12,15 +12,17 @@ from typing import Protocol, Self
 import numpy as np
 
 from app.engine.decode import DecodeLimits, PhotoDecodeError, load_photo
-from app.engine.emptied_roots import emptied_roots
 from app.engine.indexer import Indexer, IndexJob, IndexReport, Progress
+from app.engine.pathnames import shown
 from app.engine.runtimes.base import Encoders
 from app.engine.scanner import ScanPlan, ScanReport, plan_changes, walk_gallery
 from app.engine.search import SearchResult, top_k_rows
-from app.engine.store import EmbeddingStore, StoreError, StoreStats
+from app.engine.store import MAX_EMBED_DIM, EmbeddingStore, StoreError, StoreStats
 from app.engine.tokenizer import QueryError
 
 logger = logging.getLogger(__name__)
+
+RERANK_BATCH = 64  # photos the teacher re-scores at a time: memory stays bounded whatever M is
 
 
 class Reranker(Protocol):
@@ -71,6 +73,9 @@ class SearchEngine:
         self.encoders = encoders
         self.reranker = reranker
         self.limits = limits or DecodeLimits()
+        if not (isinstance(encoders.embed_dim, int) and 1 <= encoders.embed_dim <= MAX_EMBED_DIM):
+            raise StoreError(f"model {encoders.model_id} declares embedding size {encoders.embed_dim!r}; "
+                             f"expected a whole number from 1 to {MAX_EMBED_DIM}")  # before the index is touched
         self.store = EmbeddingStore(self.data_dir, readonly=readonly)
         self._jobs: list[IndexJob] = []
         self.notes: list[str] = [self.store.recovered] if self.store.recovered else []
@@ -82,7 +87,8 @@ class SearchEngine:
                         f"the index in {self.data_dir} was built with model {st.model_id} (dim {st.embed_dim}), "
                         f"not {encoders.model_id} (dim {encoders.embed_dim}); run `index` with this model to rebuild it"
                     )
-            elif self.store.bind_model(encoders.model_id, encoders.embed_dim) and self.store.recovered:
+            elif (self.store.bind_model(encoders.model_id, encoders.embed_dim) and self.store.recovered
+                  and self.store.recovered not in self.notes):
                 self.notes.append(self.store.recovered)
         except BaseException:
             self.store.close()
@@ -94,18 +100,17 @@ class SearchEngine:
         """Walk ``roots`` (the complete set of gallery folders) and record new/changed/moved/deleted photos.
 
         Photos under a root or folder that cannot be listed right now (unmounted card, permission
-        revoked), or under a root that lists no photo any more (see :mod:`app.engine.emptied_roots`),
+        revoked), or under a root that holds none of its indexed photos any more (``plan_changes``),
         are kept, not deleted.
         """
         start = time.perf_counter()
         report = ScanReport()
         known = self.store.known_photos()
-        roots = [os.path.abspath(os.path.expanduser(str(r))) for r in roots]
-        files = list(walk_gallery(roots, report, exclude=[self.data_dir]))
-        for root in emptied_roots(roots, (f.path for f in files), known, report.unavailable):
-            logger.warning("%s lists no photos now but held indexed ones (permission changed?): they are kept", root)
-            report.unavailable.append(root)
-        plan = plan_changes(files, known, keep_roots=report.unavailable)
+        roots = list(roots)
+        files = walk_gallery(roots, report, exclude=[self.data_dir])
+        plan = plan_changes(files, known, keep_roots=report.unavailable, roots=roots)
+        for root in plan.kept_roots:
+            report.skip("gallery root holds none of its indexed photos (empty or not mounted?): kept", root)
         self.store.apply_plan(plan)
         result = ScanResult(plan, report, time.perf_counter() - start)
         logger.info(result.summary())
@@ -152,7 +157,9 @@ class SearchEngine:
         q = self.encoders.encode_tokens(tokens)[0]
         if self.reranker is not None and rerank_top_m > 0:
             candidates = self.search_vector(q, max(k, rerank_top_m))
-            return self.reranker.rerank(query, candidates)[:k]
+            rescored = [r for s in range(0, len(candidates), RERANK_BATCH)
+                        for r in self.reranker.rerank(query, candidates[s : s + RERANK_BATCH])]
+            return sorted(rescored, key=lambda r: (-r.score, r.photo_id))[:k]
         return self.search_vector(q, k)
 
     def search_image(self, path: str | Path, k: int = 10) -> list[SearchResult]:
@@ -166,7 +173,9 @@ class SearchEngine:
         try:
             pixels = load_photo(path, self.encoders.preprocess, self.limits).pixels
         except PhotoDecodeError as e:
-            raise QueryError(f"cannot use {path} as a query: {e.reason}") from e
+            raise QueryError(f"cannot use {shown(path)} as a query: {e.reason}") from e
+        except MemoryError as e:
+            raise QueryError(f"cannot use {shown(path)} as a query: out of memory while decoding") from e
         return self.search_vector(self.encoders.encode_images(pixels[None])[0], k)
 
     def search_vector(self, query: np.ndarray, k: int, exclude_id: int | None = None) -> list[SearchResult]:
@@ -176,17 +185,26 @@ class SearchEngine:
         if not np.isfinite(q).all():
             raise QueryError("the query embedding is not finite (encoder failure)")
         snap = self.store.snapshot()
+        if snap.model_id is not None and (snap.model_id, snap.embed_dim) != (self.encoders.model_id,
+                                                                            self.encoders.embed_dim):
+            raise StoreError(f"the index in {self.data_dir} was rebuilt with model {snap.model_id} "
+                             f"(dim {snap.embed_dim}) since it was opened with {self.encoders.model_id}; "
+                             f"open it again with that model")
         want = k + (exclude_id is not None)
         fetch = min(snap.live, want + 8)
         while True:
             rows, scores = top_k_rows(snap, q, fetch)
             ids = snap.photo_ids[rows]
+            intact = snap.intact(rows)
+            if not intact.all():
+                logger.warning("%d damaged embedding rows skipped; `python -m app.engine index` re-encodes "
+                               "their photos", int((~intact).sum()))
             paths = self.store.paths_of(ids.tolist())
             results = []
-            for pid, score in zip(ids.tolist(), scores.tolist()):
+            for pid, score, ok in zip(ids.tolist(), scores.tolist(), intact.tolist()):
                 path = paths.get(pid)
-                if path is None or pid == exclude_id or not os.path.exists(path):
-                    continue  # deleted since the snapshot, the query itself, or gone from disk
+                if not ok or not np.isfinite(score) or path is None or pid == exclude_id or not os.path.exists(path):
+                    continue  # damaged, deleted since the snapshot, the query itself, or gone from disk
                 results.append(SearchResult(path, float(score), pid))
                 if len(results) == k:
                     return results

@@ -21,7 +21,7 @@ import numpy as np
 
 from app.engine.decode import MISSING, DecodeLimits, LoadedPhoto, PhotoDecodeError, load_photo
 from app.engine.runtimes.base import Encoders
-from app.engine.store import EmbeddingStore, FailedPhoto, IndexedPhoto
+from app.engine.store import EmbeddingStore, FailedPhoto, IndexedPhoto, UnchangedPhoto
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class IndexReport:
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
     examples: dict[str, list[str]] = field(default_factory=dict)
     gone: int = 0  # vanished while being indexed
+    unchanged: int = 0  # queued but with the bytes already encoded (e.g. touched): kept, not encoded again
     cancelled: bool = False
     seconds: float = 0.0
 
@@ -52,7 +53,7 @@ class IndexReport:
             ex.append(path)
 
     def summary(self) -> str:
-        parts = [f"{self.indexed} indexed"]
+        parts = [f"{self.indexed} indexed"] + ([f"{self.unchanged} unchanged"] if self.unchanged else [])
         parts += [f"{n} skipped ({reason})" for reason, n in sorted(self.skipped.items())]
         if self.gone:
             parts.append(f"{self.gone} vanished")
@@ -90,9 +91,9 @@ class Indexer:
             last = chunk[-1][0]
             yield chunk
 
-    def _load(self, path: str) -> LoadedPhoto | PhotoDecodeError:
+    def _load(self, path: str, encoded: bytes | None) -> LoadedPhoto | PhotoDecodeError:
         try:
-            return load_photo(path, self.encoders.preprocess, self.limits)
+            return load_photo(path, self.encoders.preprocess, self.limits, unless_fingerprint=encoded)
         except PhotoDecodeError as e:
             return e
         except MemoryError:
@@ -128,7 +129,10 @@ class Indexer:
 
         def submit() -> tuple[list, list[Future]] | None:
             chunk = next(chunks, None)
-            return None if chunk is None else (chunk, [pool.submit(self._load, row[1]) for row in chunk])
+            if chunk is None:
+                return None
+            encoded = self.store.encoded_fingerprints([row[0] for row in chunk])
+            return chunk, [pool.submit(self._load, row[1], encoded.get(row[0])) for row in chunk]
 
         inflight = submit()
         while inflight is not None:
@@ -150,8 +154,11 @@ class Indexer:
         ok: list[tuple[int, LoadedPhoto]] = []
         failed: list[FailedPhoto] = []
         gone: list[int] = []
+        unchanged: list[UnchangedPhoto] = []
         for (photo_id, path, _, _), result in zip(chunk, loaded):
-            if isinstance(result, LoadedPhoto):
+            if isinstance(result, LoadedPhoto) and result.pixels is None:  # same bytes as encoded: keep the row
+                unchanged.append(UnchangedPhoto(photo_id, result.size, result.mtime_ns, result.ctime_ns))
+            elif isinstance(result, LoadedPhoto):
                 ok.append((photo_id, result))
             elif result.reason == MISSING:
                 gone.append(photo_id)
@@ -162,10 +169,11 @@ class Indexer:
         indexed: list[IndexedPhoto] = []
         if ok:
             embeddings = self.encoders.encode_images(np.stack([p.pixels for _, p in ok]))
-            indexed = [IndexedPhoto(pid, emb, p.size, p.mtime_ns, p.fingerprint)
+            indexed = [IndexedPhoto(pid, emb, p.size, p.mtime_ns, p.fingerprint, p.ctime_ns)
                        for (pid, p), emb in zip(ok, embeddings)]
-        self.store.commit_batch(indexed, failed, gone)
+        self.store.commit_batch(indexed, failed, gone, unchanged)
         report.indexed += len(indexed)
+        report.unchanged += len(unchanged)
         report.gone += len(gone)
         report.done += len(chunk)
 

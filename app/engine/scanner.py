@@ -6,8 +6,14 @@ new photos by a 128 KiB content fingerprint, computed only for a new file whose 
 of a photo that disappeared in the same scan.
 
 Skipped on purpose: hidden folders (``.thumbnails``), folders holding a ``.nomedia`` file (the
-Android convention for "not a gallery"), folders already visited (symlink loops), and the
-engine's own data directory if it lies inside a root.
+Android convention for "not a gallery"), folders already visited (symlink loops), links to folders
+outside every root (a link to ``/`` would walk the whole disk), and the engine's own data
+directory if it lies inside a root.
+
+Deleting is the one thing a scan can get badly wrong, so it needs evidence: photos under a root
+that cannot be listed, or that holds none of the photos indexed under it (an empty mount point, a
+card not inserted), are kept; so are photos outside every root while any root is in doubt (a
+mistyped ``--gallery``).
 """
 from __future__ import annotations
 
@@ -20,12 +26,13 @@ from pathlib import Path
 
 from PIL import Image
 
+from app.engine.decode import ENGINE_EXTENSIONS
 from app.engine.fingerprint import fingerprint_file
 
 logger = logging.getLogger(__name__)
 
 # Extensions indexed when Pillow can open them (HEIC/HEIF/AVIF need a plugin such as pillow-heif).
-WANTED_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".heic", ".heif", ".avif")
+WANTED_EXTENSIONS = ENGINE_EXTENSIONS
 
 
 def register_optional_plugins() -> None:
@@ -52,6 +59,7 @@ class ScannedFile:
     path: str  # absolute
     size: int
     mtime_ns: int
+    ctime_ns: int | None = None  # inode change time: moves with every write, even one that restores mtime
 
 
 @dataclass
@@ -79,6 +87,7 @@ class KnownPhoto:
     size: int
     mtime_ns: int
     fingerprint: bytes | None
+    ctime_ns: int | None = None
 
 
 @dataclass
@@ -90,6 +99,7 @@ class ScanPlan:
     moved: list[tuple[int, ScannedFile]] = field(default_factory=list)  # (photo id, file at its new path)
     deleted: list[int] = field(default_factory=list)  # photo ids
     unchanged: int = 0
+    kept_roots: list[str] = field(default_factory=list)  # roots holding none of their indexed photos: kept
 
     @property
     def has_changes(self) -> bool:
@@ -114,6 +124,8 @@ def walk_gallery(
     exts = extensions if extensions is not None else supported_extensions()
     excluded = {os.path.abspath(p) for p in exclude}
     visited: set[tuple[int, int]] = set()
+    roots = [os.path.abspath(os.path.expanduser(str(r))) for r in roots]
+    inside = [os.path.realpath(r) for r in roots]  # where a followed link may lead
     for root in roots:
         root = os.path.abspath(os.path.expanduser(str(root)))
         try:
@@ -159,7 +171,10 @@ def walk_gallery(
                     continue
                 try:
                     if entry.is_dir():  # follows symlinks; loops are caught by ``visited``
-                        subfolders.append(entry.path)
+                        if entry.is_symlink() and not under_any(os.path.realpath(entry.path), inside):
+                            report.skip("link to a folder outside the gallery", entry.path)
+                        else:
+                            subfolders.append(entry.path)
                         continue
                 except OSError:
                     report.skip("unreadable entry", entry.path)
@@ -182,7 +197,7 @@ def walk_gallery(
                     report.skip("not a regular file", entry.path)
                     continue
                 report.files += 1
-                yield ScannedFile(entry.path, est.st_size, est.st_mtime_ns)
+                yield ScannedFile(entry.path, est.st_size, est.st_mtime_ns, est.st_ctime_ns)
             stack.extend(sorted(subfolders, reverse=True))
 
 
@@ -190,15 +205,35 @@ def under_any(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
+def _changed(k: KnownPhoto, f: ScannedFile) -> bool:
+    if k.size != f.size or k.mtime_ns != f.mtime_ns:
+        return True
+    return k.ctime_ns is not None and f.ctime_ns is not None and k.ctime_ns != f.ctime_ns  # cp -p, rsync -t
+
+
+def roots_in_doubt(roots: Iterable[str | Path], known: Iterable[str], seen: set[str]) -> list[str]:
+    """Roots that hold photos of the index but showed none of them in this walk: an empty mount
+    point or the wrong folder looks exactly like that, a gallery whose photos were all deleted too."""
+    doubt = []
+    for root in roots:
+        under = [p for p in known if under_any(p, [root])]
+        if under and not any(p in seen for p in under):
+            doubt.append(root)
+    return doubt
+
+
 def plan_changes(
     scanned: Iterable[ScannedFile],
     known: dict[str, KnownPhoto],
     keep_roots: list[str] = (),  # type: ignore[assignment]
+    roots: Iterable[str | Path] | None = None,
 ) -> ScanPlan:
-    """Compare a walk with the store: new, changed (size or mtime differs), deleted, moved.
+    """Compare a walk with the store: new, changed (size, mtime or ctime differs), deleted, moved.
 
     ``known`` maps path -> KnownPhoto for every photo in the store. Photos under ``keep_roots``
     (roots that could not be listed, e.g. an unmounted SD card) are never planned as deleted.
+    With ``roots`` (the walked roots), photos under a root in doubt (:func:`roots_in_doubt`) are kept,
+    and photos outside every root are deleted only when no root is in doubt or unreadable.
     A new file is a move of a vanished photo when size and content fingerprint agree; a
     vanished photo can be moved at most once.
     """
@@ -209,12 +244,20 @@ def plan_changes(
         k = known.get(f.path)
         if k is None:
             plan.new.append(f)
-        elif k.size != f.size or k.mtime_ns != f.mtime_ns:
+        elif _changed(k, f):
             plan.changed.append((k.id, f))
         else:
             plan.unchanged += 1
     keep = [os.path.abspath(r) for r in keep_roots]
-    vanished = {p: k for p, k in known.items() if p not in seen and not (keep and under_any(p, keep))}
+    walked: list[str] = []
+    keep_outside = False
+    if roots is not None:
+        walked = [os.path.abspath(os.path.expanduser(str(r))) for r in roots]
+        plan.kept_roots = roots_in_doubt([r for r in walked if r not in keep], known, seen)
+        keep += plan.kept_roots
+        keep_outside = any(r in keep for r in walked)  # a root in doubt: what lies outside all roots stays too
+    vanished = {p: k for p, k in known.items() if p not in seen and not (keep and under_any(p, keep))
+                and not (keep_outside and not under_any(p, walked))}
     if vanished and plan.new:
         by_size: dict[int, list[KnownPhoto]] = {}
         for k in vanished.values():

@@ -44,6 +44,7 @@ def top_k_rows(snapshot: Snapshot, query: np.ndarray, k: int) -> tuple[np.ndarra
     if q.shape[0] != matrix.shape[1]:
         raise ValueError(f"query of size {q.shape[0]} does not fit embeddings of size {matrix.shape[1]}")
     scores = matrix @ q
+    scores[~np.isfinite(scores)] = -np.inf  # a damaged row (NaN, inf) never ranks
     if len(snapshot.dead_rows):
         scores[snapshot.dead_rows] = -np.inf
     rows = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)

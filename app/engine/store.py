@@ -2,7 +2,8 @@
 
 Layout of the data directory::
 
-    index.sqlite (+ -wal, -shm)   photos(id, path, size, mtime_ns, fingerprint, state, row, error), meta
+    index.sqlite (+ -wal, -shm)   photos(id, path, size, mtime_ns, fingerprint, state, row, error, checksum,
+                                  ctime_ns), meta
     embeddings-<generation>.f32   row r = bytes [r*D*4, (r+1)*D*4): the embedding of the photo whose row is r
     writer.lock                   flock held by the one process allowed to write
 
@@ -17,11 +18,18 @@ A photo's embedding stays searchable while the photo waits to be re-encoded (cha
 row no photo points at is dead (masked out of search) until :meth:`EmbeddingStore.compact`.
 A store file SQLite cannot read is moved aside (``index.sqlite.corrupt-<time>``) and a fresh index
 is started: the gallery is never touched, so nothing is lost that re-indexing does not restore.
+
+Every row carries a checksum (``photos.checksum``, :mod:`app.engine.row_checksum`): the writer
+verifies all of them when it opens the index and queues the photos of damaged rows again, readers
+verify the rows they are about to return, and ``check()`` verifies all. Nothing the database says
+can make the engine touch a file outside the data directory: the matrix file name must be one this
+engine writes, and matrix files are opened without following links.
 """
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -32,6 +40,8 @@ from typing import Self
 
 import numpy as np
 
+from app.engine.pathnames import from_db, to_db
+from app.engine.row_checksum import row_checksums
 from app.engine.scanner import KnownPhoto, ScanPlan
 
 try:
@@ -41,12 +51,16 @@ except ImportError:  # pragma: no cover - Windows: single-writer is then the cal
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "index.sqlite"
 LOCK_NAME = "writer.lock"
 MATRIX_PREFIX = "embeddings-"
 MATRIX_SUFFIX = ".f32"
+MATRIX_NAME = re.compile(r"embeddings-[0-9]{1,18}\.f32")  # the only matrix file names meta may hold
+MAX_EMBED_DIM = 65536
 DTYPE = np.dtype("<f4")
+NORM_TOLERANCE = 1e-2  # stored embeddings are L2-normalised; farther from 1 is an encoder failure
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 PENDING, INDEXED, FAILED = 0, 1, 2
 
@@ -59,12 +73,18 @@ CREATE TABLE photos (
     fingerprint BLOB,            -- of the bytes that were encoded (NULL until then)
     state INTEGER NOT NULL,      -- 0 pending, 1 indexed, 2 failed (skipped)
     row INTEGER,                 -- embedding row, NULL when the photo has none yet
-    error TEXT                   -- skip reason when failed
+    error TEXT,                  -- skip reason when failed
+    checksum INTEGER,            -- row_checksum of the embedding at ``row``
+    ctime_ns INTEGER             -- inode change time when scanned: edits that keep mtime change it
 );
 CREATE INDEX photos_state ON photos(state, id);
 CREATE UNIQUE INDEX photos_row ON photos(row);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Schema ladder: version -> statements that bring the previous version to it.
+_MIGRATIONS = {
+    2: "ALTER TABLE photos ADD COLUMN checksum INTEGER; ALTER TABLE photos ADD COLUMN ctime_ns INTEGER;",
+}
 
 
 class StoreError(RuntimeError):
@@ -84,6 +104,17 @@ class IndexedPhoto:
     size: int
     mtime_ns: int
     fingerprint: bytes
+    ctime_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class UnchangedPhoto:
+    """A queued photo whose bytes turned out identical to those encoded (``touch``): keeps its row."""
+
+    id: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +133,16 @@ class Snapshot:
     photo_ids: np.ndarray  # (N,) int64, -1 where the row is dead
     dead_rows: np.ndarray  # (n_dead,) int64 row numbers to mask
     live: int  # rows with an owner
+    checksums: np.ndarray | None = None  # (N,) int64 row checksums, -1 where unknown
+    model_id: str | None = None  # the model whose embedding space the rows are in
+    embed_dim: int | None = None
+
+    def intact(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows),) bool: which of these rows still hold what was committed."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if self.checksums is None or not len(rows):
+            return np.ones(len(rows), dtype=bool)
+        return row_checksums(self.matrix[rows]) == self.checksums[rows]
 
 
 @dataclass
@@ -141,6 +182,34 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
         view, offset = view[n:], offset + n
 
 
+def _migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Bring a database of an older schema version up to :data:`SCHEMA_VERSION`, in one transaction."""
+    if version >= SCHEMA_VERSION:
+        return
+    steps = "".join(_MIGRATIONS[v] for v in range(version + 1, SCHEMA_VERSION + 1))
+    logger.info("migrating the index from schema %d to %d", version, SCHEMA_VERSION)
+    conn.executescript(f"BEGIN; {steps} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+
+
+def _whole(value: str | None, low: int, high: int) -> bool:
+    return value is not None and value.isascii() and value.isdigit() and low <= int(value) <= high
+
+
+def meta_problem(meta: dict[str, str]) -> str | None:
+    """What is wrong with the meta table, or None. The matrix file must be a bare name this engine
+    writes (never a path: it is joined to the data directory), sizes must be whole numbers."""
+    name = meta.get("matrix_file")
+    if name is None:
+        return None
+    if not MATRIX_NAME.fullmatch(name):
+        return f"matrix_file {name!r} is not an embedding file name of this engine"
+    if not _whole(meta.get("embed_dim"), 1, MAX_EMBED_DIM):
+        return f"embed_dim {meta.get('embed_dim')!r} is not a whole number from 1 to {MAX_EMBED_DIM}"
+    if not _whole(meta.get("n_rows"), 0, 1 << 40) or not _whole(meta.get("generation", "0"), 0, 1 << 60):
+        return f"n_rows {meta.get('n_rows')!r} / generation {meta.get('generation')!r} are not whole numbers"
+    return None
+
+
 class EmbeddingStore:
     """Photo rows + embedding matrix of one data directory. Thread-safe; one writer process at a time.
 
@@ -165,10 +234,22 @@ class EmbeddingStore:
             if not (self.data_dir / DB_NAME).is_file():
                 raise StoreError(f"no index in {self.data_dir}: run `python -m app.engine index --gallery DIR` first")
             self._conn = self._connect()
-            self._check_schema_version()
+            try:
+                self._check_schema_version()
+                problem = meta_problem(self._meta())
+            except BaseException:
+                self.close()
+                raise
+            if problem:
+                self.close()
+                raise StoreError(f"the index in {self.data_dir} is damaged ({problem}); "
+                                 f"run `python -m app.engine index` to rebuild it")
         else:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            self._acquire_writer_lock()
+            try:
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+                self._acquire_writer_lock()
+            except OSError as e:
+                raise StoreError(f"cannot use {self.data_dir} as the data directory: {e.strerror or e}") from e
             try:
                 self._conn = self._open_or_rebuild()
                 self._recover_matrix()
@@ -235,8 +316,11 @@ class EmbeddingStore:
                 if version == 0 and not tables:
                     conn.execute("PRAGMA journal_mode=WAL")
                     conn.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
-                elif version != SCHEMA_VERSION or not {"photos", "meta"} <= tables:
+                elif version == 0 or not {"photos", "meta"} <= tables:
                     problem = f"schema version {version} with tables {sorted(tables)} is not this engine's {SCHEMA_VERSION}"
+                else:
+                    _migrate(conn, version)
+                    problem = meta_problem(dict(conn.execute("SELECT key, value FROM meta").fetchall()))
         except sqlite3.DatabaseError as e:
             problem = f"{type(e).__name__}: {e}"
         if problem is None:
@@ -281,7 +365,7 @@ class EmbeddingStore:
         dim, n_rows = int(meta["embed_dim"]), int(meta["n_rows"])
         path = self.data_dir / current
         row_bytes = dim * DTYPE.itemsize
-        have = path.stat().st_size if path.exists() else 0
+        have = path.lstat().st_size if path.is_file() and not path.is_symlink() else 0
         if have < n_rows * row_bytes:
             usable = have // row_bytes
             message = (f"embedding file {path.name} holds {usable} of {n_rows} committed rows; "
@@ -293,10 +377,44 @@ class EmbeddingStore:
             self._set_meta(n_rows=usable)
             self._conn.execute("COMMIT")
             n_rows = usable
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        if path.is_symlink():
+            path.unlink()  # never written through: a link could point anywhere
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
         if have > n_rows * row_bytes:
             logger.info("cutting %d uncommitted bytes off %s", have - n_rows * row_bytes, path.name)
             os.ftruncate(self._fd, n_rows * row_bytes)
+        self._verify_rows()
+
+    def _verify_rows(self) -> None:
+        """Checksum every live row; queue the photos of damaged rows again (their rows die). Rows
+        without a checksum yet (an index from schema 1) get the checksum of what they hold."""
+        n_rows = int(self._meta().get("n_rows", 0))
+        if not n_rows:
+            return
+        matrix = self._matrix_view()
+        owned = np.asarray(self._conn.execute(
+            "SELECT id, row, COALESCE(checksum, -1) FROM photos WHERE row IS NOT NULL AND row < ? ORDER BY row",
+            (matrix.shape[0],)).fetchall(), dtype=np.int64).reshape(-1, 3)
+        if not len(owned):
+            return
+        ids, rows, stored = owned.T
+        actual = row_checksums(matrix)[rows]  # all rows, in place: cheaper than gathering the live ones
+        adopt = stored < 0
+        damaged = ~adopt & (actual != stored)
+        if not (adopt.any() or damaged.any()):
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._conn.executemany("UPDATE photos SET checksum=? WHERE id=?",
+                               zip(actual[adopt].tolist(), ids[adopt].tolist()))
+        self._conn.executemany("UPDATE photos SET state=?, row=NULL, checksum=NULL WHERE id=?",
+                               [(PENDING, i) for i in ids[damaged].tolist()])
+        self._conn.execute("COMMIT")
+        self._changes += 1
+        if damaged.any():
+            message = (f"{int(damaged.sum())} of {len(rows)} embedding rows do not match their checksums "
+                       f"(damaged or foreign matrix); their photos will be encoded again")
+            logger.warning(message)
+            self.recovered = message
 
     # ------------------------------------------------------------------ model binding
 
@@ -335,7 +453,8 @@ class EmbeddingStore:
         gen = int(meta.get("generation", "0")) + 1
         new_name = f"{MATRIX_PREFIX}{gen}{MATRIX_SUFFIX}"
         new_path = self.data_dir / new_name
-        fd = os.open(new_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
+        new_path.unlink(missing_ok=True)  # a stray file or link of that name is replaced, never written through
+        fd = os.open(new_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
         try:
             if rows is not None and len(rows):
                 old = self._matrix_view()
@@ -356,7 +475,7 @@ class EmbeddingStore:
             if rows is None:
                 if requeue:
                     self._conn.execute("UPDATE photos SET state=? WHERE state=?", (PENDING, INDEXED))
-                self._conn.execute("UPDATE photos SET row=NULL WHERE row IS NOT NULL")
+                self._conn.execute("UPDATE photos SET row=NULL, checksum=NULL WHERE row IS NOT NULL")
             else:
                 owners = dict(self._conn.execute("SELECT row, id FROM photos WHERE row IS NOT NULL").fetchall())
                 # new row numbers are ranks of the old ones, so updating in increasing order never collides
@@ -384,8 +503,8 @@ class EmbeddingStore:
     def known_photos(self) -> dict[str, KnownPhoto]:
         """path -> KnownPhoto for every photo in the store (one query)."""
         with self._lock:
-            rows = self._conn.execute("SELECT path, id, size, mtime_ns, fingerprint FROM photos").fetchall()
-        return {p: KnownPhoto(i, s, m, f) for p, i, s, m, f in rows}
+            rows = self._conn.execute("SELECT path, id, size, mtime_ns, fingerprint, ctime_ns FROM photos").fetchall()
+        return {from_db(p): KnownPhoto(i, s, m, f, c) for p, i, s, m, f, c in rows}
 
     def apply_plan(self, plan: ScanPlan) -> None:
         """Record a scan's findings in one transaction: new photos queued, changed ones queued again
@@ -399,14 +518,15 @@ class EmbeddingStore:
             try:
                 c.executemany("DELETE FROM photos WHERE id=?", [(i,) for i in plan.deleted])
                 c.executemany(
-                    "INSERT INTO photos(path, size, mtime_ns, state) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, state=excluded.state",
-                    [(f.path, f.size, f.mtime_ns, PENDING) for f in plan.new],
+                    "INSERT INTO photos(path, size, mtime_ns, ctime_ns, state) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, "
+                    "ctime_ns=excluded.ctime_ns, state=excluded.state",
+                    [(to_db(f.path), f.size, f.mtime_ns, f.ctime_ns, PENDING) for f in plan.new],
                 )
-                c.executemany("UPDATE photos SET size=?, mtime_ns=?, state=?, error=NULL WHERE id=?",
-                              [(f.size, f.mtime_ns, PENDING, i) for i, f in plan.changed])
-                c.executemany("UPDATE photos SET path=?, mtime_ns=? WHERE id=?",
-                              [(f.path, f.mtime_ns, i) for i, f in plan.moved])
+                c.executemany("UPDATE photos SET size=?, mtime_ns=?, ctime_ns=?, state=?, error=NULL WHERE id=?",
+                              [(f.size, f.mtime_ns, f.ctime_ns, PENDING, i) for i, f in plan.changed])
+                c.executemany("UPDATE photos SET path=?, mtime_ns=?, ctime_ns=? WHERE id=?",
+                              [(to_db(f.path), f.mtime_ns, f.ctime_ns, i) for i, f in plan.moved])
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
@@ -430,15 +550,29 @@ class EmbeddingStore:
     def pending_after(self, after_id: int, limit: int) -> list[tuple[int, str, int, int]]:
         """Up to ``limit`` pending photos with id > after_id: [(id, path, size, mtime_ns)], by id."""
         with self._lock:
-            return self._conn.execute(
+            rows = self._conn.execute(
                 "SELECT id, path, size, mtime_ns FROM photos WHERE state=? AND id>? ORDER BY id LIMIT ?",
                 (PENDING, after_id, limit),
             ).fetchall()
+        return [(i, from_db(p), s, m) for i, p, s, m in rows]
+
+    def encoded_fingerprints(self, photo_ids: Sequence[int]) -> dict[int, bytes]:
+        """photo id -> fingerprint of the bytes its current embedding row was encoded from."""
+        out: dict[int, bytes] = {}
+        ids = [int(i) for i in photo_ids]
+        with self._lock:
+            for s in range(0, len(ids), 500):
+                part = ids[s : s + 500]
+                q = (f"SELECT id, fingerprint FROM photos WHERE row IS NOT NULL AND fingerprint IS NOT NULL "
+                     f"AND id IN ({','.join('?' * len(part))})")
+                out.update(self._conn.execute(q, part).fetchall())
+        return out
 
     def commit_batch(self, indexed: Sequence[IndexedPhoto], failed: Sequence[FailedPhoto] = (),
-                     gone: Iterable[int] = ()) -> None:
+                     gone: Iterable[int] = (), unchanged: Sequence[UnchangedPhoto] = ()) -> None:
         """Append ``indexed`` embeddings (fsync'ed), then in one transaction mark them indexed, record
-        ``failed`` photos, and remove ``gone`` ones (vanished while being indexed)."""
+        ``failed`` photos (their old embedding, if any, dies with the old bytes), mark ``unchanged``
+        ones indexed again on their old row, and remove ``gone`` ones (vanished while being indexed)."""
         self._require_writer()
         with self._write_lock:  # serialises matrix writers; searches only wait for the commit below
             with self._lock:
@@ -449,23 +583,38 @@ class EmbeddingStore:
                     raise StoreError(f"embeddings of size {block.shape[1]} do not fit the index's {dim}")
                 if not np.isfinite(block).all():
                     raise StoreError("refusing to store non-finite embeddings (encoder failure?)")
+                norms = np.linalg.norm(block, axis=1)
+                if np.abs(norms - 1).max() > NORM_TOLERANCE:
+                    raise StoreError(f"refusing to store embeddings that are not L2-normalised (norms "
+                                     f"{norms.min():.4g} to {norms.max():.4g}; encoder failure?)")
+                checksums = row_checksums(block)
                 _pwrite_all(self._fd, block.tobytes(), n_rows * dim * DTYPE.itemsize)
                 _fdatasync(self._fd)
+            else:
+                checksums = np.empty(0, dtype=np.int64)
             with self._lock:
-                self._commit_rows(indexed, failed, gone, n_rows)
+                self._commit_rows(indexed, checksums, failed, gone, unchanged, n_rows)
 
-    def _commit_rows(self, indexed: Sequence[IndexedPhoto], failed: Sequence[FailedPhoto], gone: Iterable[int],
-                     n_rows: int) -> None:
+    def _commit_rows(self, indexed: Sequence[IndexedPhoto], checksums: np.ndarray, failed: Sequence[FailedPhoto],
+                     gone: Iterable[int], unchanged: Sequence[UnchangedPhoto], n_rows: int) -> None:
         c = self._conn
         c.execute("BEGIN IMMEDIATE")
         try:
             c.executemany(
-                "UPDATE photos SET state=?, row=?, size=?, mtime_ns=?, fingerprint=?, error=NULL WHERE id=?",
-                [(INDEXED, n_rows + k, p.size, p.mtime_ns, p.fingerprint, p.id) for k, p in enumerate(indexed)],
+                "UPDATE photos SET state=?, row=?, size=?, mtime_ns=?, ctime_ns=COALESCE(?, ctime_ns), fingerprint=?, "
+                "checksum=?, error=NULL WHERE id=?",
+                [(INDEXED, n_rows + k, p.size, p.mtime_ns, p.ctime_ns, p.fingerprint, int(cs), p.id)
+                 for k, (p, cs) in enumerate(zip(indexed, checksums.tolist()))],
             )
             c.executemany(
-                "UPDATE photos SET state=?, error=?, size=COALESCE(?, size), mtime_ns=COALESCE(?, mtime_ns) WHERE id=?",
+                "UPDATE photos SET state=?, error=?, size=COALESCE(?, size), mtime_ns=COALESCE(?, mtime_ns), "
+                "row=NULL, checksum=NULL, fingerprint=NULL WHERE id=?",
                 [(FAILED, f.reason, f.size, f.mtime_ns, f.id) for f in failed],
+            )
+            c.executemany(
+                "UPDATE photos SET state=?, size=?, mtime_ns=?, ctime_ns=COALESCE(?, ctime_ns), error=NULL "
+                "WHERE id=? AND row IS NOT NULL",
+                [(INDEXED, u.size, u.mtime_ns, u.ctime_ns, u.id) for u in unchanged],
             )
             c.executemany("DELETE FROM photos WHERE id=?", [(i,) for i in gone])
             self._set_meta(n_rows=n_rows + len(indexed))
@@ -482,16 +631,27 @@ class EmbeddingStore:
         meta = self._meta()
         if "matrix_file" not in meta:
             return np.empty((0, 0), dtype=DTYPE)
+        problem = meta_problem(meta)
+        if problem:
+            raise StoreError(f"the index in {self.data_dir} is damaged ({problem}); "
+                             f"run `python -m app.engine index` to rebuild it")
         key = (meta["matrix_file"], int(meta["n_rows"]), int(meta["embed_dim"]))
         if key != self._mmap_key:
-            name, n, dim = key
+            name, want, dim = key
             path = self.data_dir / name
-            have = path.stat().st_size // (dim * DTYPE.itemsize) if path.exists() else 0
-            n = min(n, have)  # a reader may look before the writer repaired a short file
-            if n == 0:
+            try:
+                with open(os.open(path, os.O_RDONLY | _NOFOLLOW), "rb") as f:
+                    n = min(want, os.fstat(f.fileno()).st_size // (dim * DTYPE.itemsize))
+                    self._mmap = np.memmap(f, dtype=DTYPE, mode="r", shape=(n, dim)) if n else None
+            except FileNotFoundError:
+                n, self._mmap = 0, None
+            except OSError as e:
+                raise StoreError(f"cannot read the embedding file {path}: {e.strerror or e}") from e
+            if n < want and self.readonly:  # the writer cuts a short file down on its next open
+                raise StoreError(f"the embedding file {name} in {self.data_dir} holds {n} of its {want} rows; "
+                                 f"run `python -m app.engine index` to repair the index")
+            if self._mmap is None:
                 self._mmap = np.empty((0, dim), dtype=DTYPE)
-            else:
-                self._mmap = np.memmap(path, dtype=DTYPE, mode="r", shape=(n, dim))
             self._mmap_key = key
         return self._mmap  # type: ignore[return-value]
 
@@ -503,17 +663,23 @@ class EmbeddingStore:
                 return self._snap
             self._conn.execute("BEGIN")  # one read snapshot: meta and rows from the same commit
             try:
+                meta = self._meta()
                 matrix = self._matrix_view()
-                owned = self._conn.execute("SELECT row, id FROM photos WHERE row IS NOT NULL AND row < ?",
-                                           (matrix.shape[0],)).fetchall()
+                owned = self._conn.execute(
+                    "SELECT row, id, COALESCE(checksum, -1) FROM photos WHERE row IS NOT NULL AND row < ?",
+                    (matrix.shape[0],)).fetchall()
             finally:
                 self._conn.execute("COMMIT")
             ids = np.full(matrix.shape[0], -1, dtype=np.int64)
+            checksums = np.full(matrix.shape[0], -1, dtype=np.int64)
             if owned:
-                pairs = np.asarray(owned, dtype=np.int64)
-                ids[pairs[:, 0]] = pairs[:, 1]
+                triples = np.asarray(owned, dtype=np.int64)
+                ids[triples[:, 0]] = triples[:, 1]
+                checksums[triples[:, 0]] = triples[:, 2]
             dead = np.flatnonzero(ids < 0)
-            self._snap = Snapshot(matrix=matrix, photo_ids=ids, dead_rows=dead, live=len(ids) - len(dead))
+            self._snap = Snapshot(matrix=matrix, photo_ids=ids, dead_rows=dead, live=len(ids) - len(dead),
+                                  checksums=checksums, model_id=meta.get("model_id"),
+                                  embed_dim=int(meta["embed_dim"]) if "embed_dim" in meta else None)
             self._snap_key = key
             return self._snap
 
@@ -527,20 +693,24 @@ class EmbeddingStore:
             for s in range(0, len(ids), 500):
                 part = ids[s : s + 500]
                 q = f"SELECT id, path FROM photos WHERE id IN ({','.join('?' * len(part))})"
-                out.update(self._conn.execute(q, part).fetchall())
+                out.update((i, from_db(p)) for i, p in self._conn.execute(q, part).fetchall())
             return out
 
     def embedding_of_path(self, path: str | Path) -> tuple[int, np.ndarray] | None:
         """(photo id, (D,) embedding copy) of an indexed photo, or None."""
         with self._lock:
-            row = self._conn.execute("SELECT id, row FROM photos WHERE path=? AND row IS NOT NULL",
-                                     (str(path),)).fetchone()
+            row = self._conn.execute("SELECT id, row, checksum FROM photos WHERE path=? AND row IS NOT NULL",
+                                     (to_db(str(path)),)).fetchone()
             if row is None:
                 return None
             matrix = self._matrix_view()
             if row[1] >= matrix.shape[0]:
                 return None
-            return row[0], np.array(matrix[row[1]])
+            embedding = np.array(matrix[row[1]])
+            if row[2] is not None and int(row_checksums(embedding[None])[0]) != row[2]:
+                logger.warning("embedding row %d of %s is damaged; ignoring it", row[1], path)
+                return None
+            return row[0], embedding
 
     def stats(self) -> StoreStats:
         with self._lock:
@@ -585,11 +755,15 @@ class EmbeddingStore:
             meta = self._meta()
             if "matrix_file" not in meta:
                 return problems
+            problem = meta_problem(meta)
+            if problem:
+                return [*problems, problem]
             dim, n_rows = int(meta["embed_dim"]), int(meta["n_rows"])
             path = self.data_dir / meta["matrix_file"]
-            size = path.stat().st_size if path.exists() else -1
+            size = path.lstat().st_size if path.is_file() and not path.is_symlink() else -1
             if size < n_rows * dim * DTYPE.itemsize:
-                problems.append(f"{path.name} has {size} bytes, fewer than {n_rows} rows of {dim} floats")
+                problems.append(f"{path.name} has {'no file' if size < 0 else f'{size} bytes'}, "
+                                f"fewer than {n_rows} rows of {dim} floats")
             bad = c.execute("SELECT COUNT(*) FROM photos WHERE row IS NOT NULL AND (row < 0 OR row >= ?)",
                             (n_rows,)).fetchone()[0]
             if bad:
@@ -597,11 +771,19 @@ class EmbeddingStore:
             unindexed = c.execute("SELECT COUNT(*) FROM photos WHERE state=? AND row IS NULL", (INDEXED,)).fetchone()[0]
             if unindexed:
                 problems.append(f"{unindexed} indexed photos have no embedding row")
-            if n_rows:
-                m = self._matrix_view()
-                rows = [r for (r,) in c.execute("SELECT row FROM photos WHERE row IS NOT NULL")]
-                if rows and not np.isfinite(m[np.asarray(rows)]).all():
-                    problems.append("non-finite values in live embedding rows")
+            if n_rows and size >= 0:
+                try:
+                    m = self._matrix_view()
+                except StoreError as e:
+                    return [*problems, str(e)]
+                owned = np.asarray(c.execute("SELECT row, COALESCE(checksum, -1) FROM photos WHERE row IS NOT NULL "
+                                             "AND row >= 0 AND row < ?", (m.shape[0],)).fetchall(),
+                                   dtype=np.int64).reshape(-1, 2)
+                if len(owned):
+                    damaged = int((row_checksums(m[owned[:, 0]]) != owned[:, 1]).sum())
+                    if damaged:
+                        problems.append(f"{damaged} live embedding rows do not match their checksums "
+                                        f"(run `python -m app.engine index` to re-encode their photos)")
         return problems
 
     def close(self) -> None:

@@ -55,4 +55,6 @@ def test_errors_name_the_problem(tmp_path, random_student_dir, capsys):
     assert "not found" in capsys.readouterr().err
     assert main(["--data-dir", str(tmp_path / "d"), "--model", str(random_student_dir), "search", "x"]) == 2
     assert "no index in" in capsys.readouterr().err
-    assert main(["--data-dir", str(tmp_path / "d"), "--model", str(random_student_dir), "search", "x", "--k", "0"]) == 2
+    with pytest.raises(SystemExit) as info:  # refused while parsing, before anything is opened
+        main(["--data-dir", str(tmp_path / "d"), "--model", str(random_student_dir), "search", "x", "--k", "0"])
+    assert info.value.code == 2 and "--k: 0 is out of range" in capsys.readouterr().err

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 
-from app.engine.emptied_roots import emptied_roots
 from app.engine.engine import SearchEngine
 
 
@@ -18,7 +17,7 @@ def test_an_emptied_root_keeps_its_photos(tmp_path, make_gallery, fake_encoders)
         shutil.move(str(gallery), hidden)  # what an app whose photo access was narrowed sees: an empty folder
         gallery.mkdir()
         scan = engine.scan([gallery, other])
-        assert scan.plan.deleted == [] and str(gallery) in scan.report.unavailable
+        assert scan.plan.deleted == [] and str(gallery) in scan.plan.kept_roots
         assert engine.stats().photos == 8
         # a photo deleted from a folder that still lists others is deleted from the index as before
         next(other.rglob("*.*")).unlink()
@@ -28,10 +27,3 @@ def test_an_emptied_root_keeps_its_photos(tmp_path, make_gallery, fake_encoders)
         scan = engine.scan([gallery, other])
         assert scan.plan.new == [] and scan.plan.unchanged == 7  # 6 back + 1 left in "other"
 
-
-def test_emptied_roots_rule():
-    known = ["/g/a/1.jpg", "/h/2.jpg"]
-    assert emptied_roots(["/g", "/h", "/k"], ["/h/2.jpg"], known) == ["/g"]  # /k never held photos
-    assert emptied_roots(["/g"], [], known, unavailable=["/g"]) == []  # not listable: already kept
-    assert emptied_roots(["/g"], ["/g/new.jpg"], known) == []
-    assert emptied_roots(["/gx"], [], ["/g/a/1.jpg"]) == []  # a sibling with a common prefix is not inside
