@@ -198,9 +198,8 @@ def check_parity(
             return report
 
     runner = open_encoders(bundle_dir, manifest)
-    report.runtime = {"executorch-xnnpack": "executorch.runtime (XnnpackBackend)", "coreml": "Core ML"}[
-        backend
-    ]
+    report.runtime = {"executorch-xnnpack": "executorch.runtime (XnnpackBackend)", "coreml": "Core ML",
+                      "onnx": "onnxruntime (CPUExecutionProvider)"}[backend]
     with torch.no_grad():
         out_img = torch.cat(
             [

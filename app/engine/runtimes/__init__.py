@@ -3,7 +3,8 @@
 * a run directory (``student.json``): PyTorch, for development;
 * a bundle (``manifest.json``): verified file by file against the manifest's sha256, then run by
   the runtime its ``backend`` names that this platform has: ExecuTorch (desktop Python runtime, or
-  the Java API through pyjnius on Android) or Core ML (coremltools on macOS, pyobjus on iOS);
+  the Java API through pyjnius on Android), ONNX Runtime (desktop, no torch) or Core ML (coremltools on
+  macOS, pyobjus on iOS);
 * a folder of bundles: the first one this platform can run, Core ML first on Apple platforms.
 
 Platform bridges are imported only on their platform.
@@ -28,20 +29,26 @@ def runtime_for_backend(backend: str) -> str:
 
     if backend == "executorch-xnnpack":
         return "android" if on_android() else "executorch"
+    if backend == "onnx":
+        return "onnx"
     if backend == "coreml":
         if on_ios():
             return "ios"
         if platform.system() == "Darwin":
             return "coreml"
         raise ModelLoadError(f"a Core ML bundle runs only on macOS or iOS (this is {platform.system()})")
-    raise ModelLoadError(f"unknown bundle backend {backend!r} (expected 'executorch-xnnpack' or 'coreml')")
+    raise ModelLoadError(f"unknown bundle backend {backend!r} (expected 'executorch-xnnpack', 'onnx' or 'coreml')")
 
 
-def _open_bundle(path: Path, verify: bool) -> Encoders:
+def _open_bundle(path: Path, verify: bool, threads: int | None = None) -> Encoders:
     from app.engine.runtimes.bundle import read_bundle
 
     bundle = read_bundle(path, verify=verify)
     kind = runtime_for_backend(bundle.manifest["backend"])
+    if kind == "onnx":
+        from app.engine.runtimes.onnx_runtime import ONNXEncoders
+
+        return ONNXEncoders(bundle, threads=threads)
     if kind == "executorch":
         from app.engine.runtimes.executorch_runtime import ExecuTorchEncoders
 
@@ -67,7 +74,8 @@ def _bundle_preference(manifest_backend: str) -> int:
 def load_encoders(path: str | Path, verify: bool = True, threads: int | None = None) -> Encoders:
     """The encoders stored at ``path`` (run directory, bundle, or folder of bundles). Raises ModelLoadError.
 
-    ``threads`` caps PyTorch's intra-op threads (a run directory only; bundles use their runtime's pool).
+    ``threads`` caps PyTorch's intra-op threads (a run directory) or ONNX Runtime's (an ONNX bundle); the
+    other bundles use their runtime's pool.
     """
     path = Path(path).expanduser()
     if not path.is_dir():
@@ -80,7 +88,7 @@ def load_encoders(path: str | Path, verify: bool = True, threads: int | None = N
 
         return TorchEncoders(path, threads=threads)
     if (path / "manifest.json").is_file():
-        return _open_bundle(path, verify)
+        return _open_bundle(path, verify, threads)
     candidates = []
     for sub in sorted(p for p in path.iterdir() if (p / "manifest.json").is_file()):
         import json
@@ -93,7 +101,7 @@ def load_encoders(path: str | Path, verify: bool = True, threads: int | None = N
     errors = []
     for _, sub in sorted(candidates):
         try:
-            return _open_bundle(sub, verify)
+            return _open_bundle(sub, verify, threads)
         except ModelLoadError as e:
             logger.warning("skipping bundle %s: %s", sub, e)
             errors.append(str(e))
