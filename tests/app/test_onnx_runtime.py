@@ -50,6 +50,21 @@ def test_engine_search_through_the_onnx_bundle(onnx_bundle, make_gallery, tmp_pa
         assert len(engine.search_text("a red circle", 3)) == 3
 
 
+def test_a_folder_of_bundles_opens_the_onnx_one_first_on_a_desktop(onnx_bundle, fake_bundle, tmp_path, monkeypatch):
+    from app.engine.runtimes import executorch_runtime, ios
+
+    monkeypatch.setattr(ios.platform, "system", lambda: "Linux")
+    folder = tmp_path / "bundles"
+    shutil.copytree(fake_bundle, folder / "a-executorch")  # sorts first by name
+    shutil.copytree(onnx_bundle, folder / "b-onnx")
+
+    def not_this_one(*args, **kwargs):
+        raise AssertionError("the ExecuTorch bundle was opened before the ONNX one")
+
+    monkeypatch.setattr(executorch_runtime, "ExecuTorchEncoders", not_this_one)
+    assert load_encoders(folder).backend == "onnx"
+
+
 PROBE = """
 import json, sys
 from app.engine.engine import SearchEngine

@@ -5,7 +5,8 @@
   the runtime its ``backend`` names that this platform has: ExecuTorch (desktop Python runtime, or
   the Java API through pyjnius on Android), ONNX Runtime (desktop, no torch) or Core ML (coremltools on
   macOS, pyobjus on iOS);
-* a folder of bundles: the first one this platform can run, Core ML first on Apple platforms.
+* a folder of bundles: the first one this platform can run, Core ML first on Apple platforms, ONNX
+  first elsewhere.
 
 Platform bridges are imported only on their platform.
 """
@@ -67,8 +68,10 @@ def _open_bundle(path: Path, verify: bool, threads: int | None = None) -> Encode
 
 
 def _bundle_preference(manifest_backend: str) -> int:
-    apple = platform.system() == "Darwin"
-    return 0 if (manifest_backend == "coreml") == apple else 1
+    """Lower first: Core ML on Apple platforms, elsewhere ONNX (starts fastest on a desktop), then the rest."""
+    if platform.system() == "Darwin":
+        return 0 if manifest_backend == "coreml" else 1
+    return {"onnx": 0, "coreml": 2}.get(manifest_backend, 1)
 
 
 def load_encoders(path: str | Path, verify: bool = True, threads: int | None = None) -> Encoders:
