@@ -16,6 +16,7 @@ small files.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -135,13 +136,12 @@ def index_in_child(
         )
         seconds = time.perf_counter() - t0
     rss_after, rss_peak = current_rss_mb(), peak_rss_mb()
-    import torch
-
+    torch = sys.modules.get("torch")  # not imported here for a runtime that runs without it (ONNX)
     out = {
         "backend": encoders.backend,
         "model_image_size": encoders.preprocess.image_size,
         "batch_size": encoders.image_batch_size,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads() if torch else None,
         "decode_workers": workers,
         "end_to_end": {
             "photos": update.index.indexed,
@@ -303,27 +303,13 @@ def run(quick: bool, work_dir: Path, model: Path, threads: int | None = None) ->
     n = PHOTOS[quick]
     logger.info("indexing: writing %d JPEGs of %dx%d", n, *PHOTO_SIZE)
     gallery = write_gallery(work_dir / "gallery", n)
+    common = {"model": str(Path(model).resolve()), "gallery": str(work_dir / "gallery"), "threads": threads}
     logger.info("indexing: indexing them in a child process (%s)", model)
-    child = run_child(
-        "bench.indexing:index_in_child",
-        {
-            "model": str(Path(model).resolve()),
-            "gallery": str(work_dir / "gallery"),
-            "data_dir": str(work_dir / "index-data"),
-            "threads": threads,
-        },
-    )
+    child = run_child("bench.indexing:index_in_child", {**common, "data_dir": str(work_dir / "index-data")})
     logger.info("indexing: the same photos through a %d-px input pipeline", REAL_MODEL_SIZE)
     at_224 = run_child(
         "bench.indexing:index_in_child",
-        {
-            "model": str(Path(model).resolve()),
-            "gallery": str(work_dir / "gallery"),
-            "data_dir": str(work_dir / "index-data-224"),
-            "threads": threads,
-            "input_size": REAL_MODEL_SIZE,
-            "stages": False,
-        },
+        {**common, "data_dir": str(work_dir / "index-data-224"), "input_size": REAL_MODEL_SIZE, "stages": False},
     )
     logger.info("indexing: re-scan of an unchanged gallery")
     return {
@@ -394,11 +380,9 @@ def to_markdown(result: dict[str, Any]) -> str:
             ],
             [
                 "runtime",
-                (
-                    f"{result['backend']}, {result['model_image_size']} px input, {result['torch_threads']} "
-                    "torch "
-                    f"thread(s), {result['decode_workers']} decode threads"
-                ),
+                f"{result['backend']}, {result['model_image_size']} px input, "
+                + (f"{result['torch_threads']} torch thread(s), " if result.get("torch_threads") else "")
+                + f"{result['decode_workers']} decode threads",
             ],
             [
                 "RSS after imports / after model load / after indexing; peak (MB)",
@@ -468,8 +452,8 @@ def _limit_rows(result: dict[str, Any]) -> list[list[str]]:
             continue
         lim = r["decode_limit"]
         rows.append([
-            f"{label} ({lim['model_size']} px): all-core scaled-decode limit, photos/s "
-            f"(threads / processes, {lim['workers']} each)",
+            (f"{label} ({lim['model_size']} px): all-core scaled-decode limit, photos/s "
+             f"(threads / processes, {lim['workers']} each)"),
             f"{lim['photos_per_s']:.1f} ({lim['threads_photos_per_s']:.1f} / {lim['processes_photos_per_s']:.1f})",
         ])
         rows.append([

@@ -43,7 +43,7 @@ def test_engine_search_through_the_onnx_bundle(onnx_bundle, make_gallery, tmp_pa
     with SearchEngine(tmp_path / "index", load_encoders(onnx_bundle)) as engine:
         update = engine.update([gallery])
         assert update.index.indexed == 6
-        photo = sorted(gallery.rglob("*.jpg"))[0]
+        photo = min(gallery.rglob("*.jpg"))
         twin = tmp_path / "twin.jpg"
         shutil.copyfile(photo, twin)  # not in the index: its nearest photo is the original
         assert Path(engine.search_image(twin, 1)[0].path) == photo
