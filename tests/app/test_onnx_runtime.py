@@ -11,6 +11,7 @@ import torch
 
 from app.engine.engine import SearchEngine
 from app.engine.runtimes import load_encoders, runtime_for_backend
+from app.runtime_preload import runtime_needs_torch
 from compression.checkpoint import load_student
 from compression.models.teacher import build_tokenizer
 
@@ -28,6 +29,7 @@ def onnx_bundle(random_student_dir, tmp_path_factory) -> Path:
 def test_onnx_bundle_runs_the_student(onnx_bundle, random_student_dir):
     enc = load_encoders(onnx_bundle)
     assert enc.backend == "onnx" and runtime_for_backend("onnx") == "onnx"
+    assert not runtime_needs_torch(onnx_bundle)  # the app skips its torch preload for this bundle
     student, _ = load_student(random_student_dir)
     pixels = np.random.default_rng(0).normal(size=(5, 3, 32, 32)).astype(np.float32)
     texts = ["a red circle", "two blue squares on a white background", "x"]
