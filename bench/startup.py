@@ -317,14 +317,20 @@ def side_by_side(result: dict[str, Any]) -> str:
 
 
 def plot(result: dict[str, Any], out_dir: Path) -> list[Path]:
-    med = result["cold_median_s"]
-    fig, ax = new_figure(1, 7.0, 2.6)
-    left = 0.0
-    for (key, label), colour in zip(STAGES, ("tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red")):
-        ax.barh([0], [med[key]], left=left, color=colour, label=label.split(":")[0].split(" (")[0])
-        left += med[key]
-    ax.set_yticks([])
+    """One stacked bar per form of the model (the --model first), stages from process launch."""
+    models = [result, *result.get("compared", [])]
+    fig, ax = new_figure(1, 7.0, 1.6 + 0.5 * len(models))
+    colours = ("tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red")
+    for row, m in enumerate(models):
+        left = 0.0
+        for (key, label), colour in zip(STAGES, colours):
+            ax.barh([row], [m["cold_median_s"][key]], left=left, color=colour,
+                    label=label.split(":")[0].split(" (")[0] if row == 0 else None)
+            left += m["cold_median_s"][key]
+        ax.text(left, row, f" {m['cold_median_s']['total']:.2f} s (median total)", va="center", fontsize=8)
+    ax.set_yticks(range(len(models)), [_label(m).replace("`", "") for m in models], fontsize=8)
+    ax.invert_yaxis()
     ax.set_xlabel("seconds from process launch")
-    ax.set_title(f"Cold start to the first result ({result['backend']})")
-    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.35))
+    ax.set_title("Cold start to the first result")
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     return [save_figure(fig, out_dir / "startup_cold.png")]
