@@ -26,7 +26,13 @@ K = 10
 def measure(rows: int, dim: int) -> dict[str, Any]:
     from app.engine.half_embeddings import encode_rows, top_k_half
     from bench.common import time_calls
-    from bench.search import exact_answers, neighbour_recall, read_bandwidth, scan_limit_ms, synthetic_embeddings
+    from bench.search import (
+        exact_answers,
+        neighbour_recall,
+        read_bandwidth,
+        scan_limit_ms,
+        synthetic_embeddings,
+    )
 
     matrix, queries = synthetic_embeddings(rows, dim, QUERIES, "clustered")
     truth = exact_answers(matrix, queries, K)

@@ -42,18 +42,20 @@ def test_recall_through_the_engine_float16_equals_float32_int8_is_reported(tiny_
     split = load_datasets(cfg.data, root / "cache", need_pretrain=False, progress=False).test
     folder = tmp_path / "benchmark-gallery"
     write_split_as_folder(split, folder)
-    recalls = {}
+    recalls, calls = {}, []
     with SearchEngine(tmp_path / "data", load_encoders(root / "runs" / "tiny", threads=1)) as engine:
         assert engine.update([folder / "images"]).index.indexed == len(split)
         recalls["float32"] = engine_text_to_image_recall(engine, split, folder)
         for kind in ("float16", "int8"):
             def half_top_k(snapshot, query, k, kind=kind):  # the store hook this stands in for keeps the codes
+                calls.append(kind)
                 return top_k_half(encode_rows(snapshot.matrix, kind), query, min(k, snapshot.live),
                                   snapshot.dead_rows)
 
             monkeypatch.setattr(engine_module, "top_k_rows", half_top_k)
             recalls[kind] = engine_text_to_image_recall(engine, split, folder)
         monkeypatch.setattr(engine_module, "top_k_rows", top_k_rows)
+    assert calls.count("float16") == calls.count("int8") == len(split.flat_captions()[0])  # every query ran on the codes
     for k in KS:
         assert abs(recalls["float16"][f"t2i_R@{k}"] - recalls["float32"][f"t2i_R@{k}"]) <= 0.1, recalls
         assert abs(recalls["int8"][f"t2i_R@{k}"] - recalls["float32"][f"t2i_R@{k}"]) <= 5.0, recalls
