@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "sample gallery assets/sample_gallery)")
     p.add_argument("--bundle", type=Path, default=default_model_path(platform_name), metavar="DIR",
                    help="the model: an export bundle (manifest.json) or a run directory (student.json) "
-                   "(default: bundles/offline-executorch if present, else runs/offline; now %(default)s)")
+                   "(default: bundles/offline-onnx, else bundles/offline-executorch if present, else runs/offline; "
+                   "now %(default)s)")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="where the index and thumbnails are kept (default: $POCKETCLIP_DATA_DIR or "
                    "$XDG_DATA_HOME/pocketclip, shared with `python -m app.engine`)")

@@ -14,9 +14,11 @@ written or read), as on a phone that opened the app recently.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -51,7 +53,7 @@ QUERIES = [
 ]
 STAGES = (
     ("interpreter", "process launch to the first line (Python start)"),
-    ("imports", "imports: numpy, the engine, torch"),
+    ("imports", "imports: numpy, the engine, torch where the runtime needs it"),
     ("model_load", "model load (weights, tokenizer, runtime)"),
     ("store_open", "open the index (read-only)"),
     ("first_query", "first query: tokenize + encode + snapshot + top-10"),
@@ -98,11 +100,16 @@ def cold_start_in_child(
     """Runs in a fresh process (bench.common.run_child): import, load, open, first query; then, if
     ``warm``, the warm query latencies. Times are ``time.time()`` stamps for the parent to subtract."""
     stamps = {"started": started, "harness": time.time()}
+    import importlib
+
     import numpy as np  # noqa: F401  (timed: the engine needs it)
-    import torch  # both runtimes run on it (ExecuTorch's Python runtime passes torch tensors)
 
     from app.desktop.models import load_model
     from app.engine.engine import SearchEngine
+    from app.runtime_preload import runtime_needs_torch
+
+    if runtime_needs_torch(Path(model)):  # PyTorch and ExecuTorch's Python runtime run on torch; ONNX does not
+        importlib.import_module("torch")
 
     stamps["imports"] = time.time()
     encoders = load_model(model, threads=threads)
@@ -111,11 +118,12 @@ def cold_start_in_child(
     stamps["store_open"] = time.time()
     first = engine.search_text(queries[0], K)
     stamps["first_query"] = time.time()
+    torch = sys.modules.get("torch")
     out: dict[str, Any] = {
         "stamps": stamps,
         "first_results": len(first),
         "backend": encoders.backend,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads() if torch else None,
     }
     if warm:
         tok = encoders.tokenizer.encode_query
@@ -134,13 +142,49 @@ def cold_start_in_child(
             out["warm"]["search_text_blas_1"] = time_calls(
                 lambda q: engine.search_text(q, K), queries, **budget
             )
+    from bench.common import current_rss_mb, peak_rss_mb
+
+    out["rss_mb"] = {"search_process": current_rss_mb(), "peak": peak_rss_mb()}  # after the queries
+    out["modules"] = {name: name in sys.modules for name in ("torch", "executorch", "onnxruntime")}
     engine.close()
     return out
 
 
+def comparison_models(model: Path) -> list[Path]:
+    """``model`` first, then the other forms of the same run found beside it: ``<root>/runs/<name>`` and
+    every bundle ``<root>/bundles/<name>-*`` (e.g. bundles/offline-onnx, bundles/offline-executorch)."""
+    model = Path(model).resolve()
+    if model.parent.name == "runs":
+        root, name = model.parent.parent, model.name
+    elif model.parent.name == "bundles":
+        root = model.parent.parent
+        manifest = json.loads((model / "manifest.json").read_text())
+        name = Path((manifest.get("source") or {}).get("checkpoint") or model.name).name
+    else:
+        return [model]
+    others = [root / "runs" / name, *sorted((root / "bundles").glob(f"{name}-*"))]
+    found = []
+    for other in others:
+        try:
+            read_model_info(other)
+        except (ValueError, OSError):
+            continue
+        if other.resolve() != model:
+            found.append(other.resolve())
+    return [model, *found]
+
+
 def run(quick: bool, work_dir: Path, model: Path, threads: int | None = None) -> dict[str, Any]:
+    """The cold start and warm queries of ``model``, and, side by side in the same run, of the other
+    forms of its run found beside it (``comparison_models``) under ``compared``."""
+    models = comparison_models(model)
+    results = [measure_model(quick, work_dir / f"model-{i}", m, threads) for i, m in enumerate(models)]
+    return {**results[0], "compared": results[1:]}
+
+
+def measure_model(quick: bool, work_dir: Path, model: Path, threads: int | None = None) -> dict[str, Any]:
     info = read_model_info(model)
-    logger.info("startup: writing an index of %d photos", STORE_PHOTOS)
+    logger.info("startup: writing an index of %d photos for %s", STORE_PHOTOS, display_path(model))
     index = build_index(work_dir, model)
     threads = threads or 1  # what `python -m app.engine search` uses: one query is fastest on one thread
     runs = []
@@ -165,11 +209,8 @@ def run(quick: bool, work_dir: Path, model: Path, threads: int | None = None) ->
         seconds["total"] = st["first_query"] - child.launched - seconds["harness"]
         runs.append({"seconds": seconds, "first_results": child.result["first_results"]})
         if "warm" in child.result:
-            warm, backend, torch_threads = (
-                child.result["warm"],
-                child.result["backend"],
-                child.result["torch_threads"],
-            )
+            last = child.result
+            warm, backend, torch_threads = last["warm"], last["backend"], last["torch_threads"]
     median = {k: statistics.median(r["seconds"][k] for r in runs) for k in runs[0]["seconds"]}
     return {
         "model": display_path(model),
@@ -181,6 +222,8 @@ def run(quick: bool, work_dir: Path, model: Path, threads: int | None = None) ->
         "cold_starts": runs,
         "cold_median_s": median,
         "warm": warm,
+        "rss_mb": last["rss_mb"],
+        "modules": last["modules"],
         "k": K,
         "queries": len(QUERIES),
     }
@@ -238,22 +281,56 @@ def to_markdown(result: dict[str, Any]) -> str:
             f"- Limiting numpy's BLAS pool to one thread changes little here: {one:.2f} ms instead "
             f"of {default:.2f} ms."
         )
-    return (
+    text = (
         f"### Cold start to the first result, {idx['photos']:,} photos indexed: {runtime}\n\n{cold}\n\n"
         f"### Warm query latency at {idx['photos']:,} photos ({len(QUERIES)} different queries)\n\n"
         f"{warm_table}\n\nFindings (this run):\n\n" + "\n".join(findings)
     )
+    if result.get("compared"):
+        text += "\n\n" + side_by_side(result)
+    return text
+
+
+def _label(r: dict[str, Any]) -> str:
+    return f"`{Path(r['model']).name}` ({r['backend']}{'' if r['model_kind'] == 'run' else ' ' + r['precision']})"
+
+
+def side_by_side(result: dict[str, Any]) -> str:
+    """One column per form of the model, all measured in this run: cold start, memory, warm query."""
+    models = [result, *result["compared"]]
+    rows = [[label.split(":")[0].split(" (")[0]] + [f"{1e3 * m['cold_median_s'][key]:.0f}" for m in models]
+            for key, label in STAGES]
+    rows.append(["**launch to first result, ms**"] + [f"**{1e3 * m['cold_median_s']['total']:.0f}**" for m in models])
+    rows.append(["resident memory of the search process, MB (peak)"] + [
+        f"{m['rss_mb']['search_process']:.0f} ({m['rss_mb']['peak']:.0f})" if m.get("rss_mb") else "-" for m in models])
+    rows.append(["torch imported"] + [("yes" if m["modules"]["torch"] else "no") if m.get("modules") else "-"
+                                      for m in models])
+    for key, label in (("encode_text", "warm text encoder, p50 ms"), ("search_text", "**warm query end to end, p50 ms**")):
+        rows.append([label] + [f"{m['warm'][key]['p50_ms']:.2f}" for m in models])
+    fastest = min(models, key=lambda m: m["cold_median_s"]["total"])
+    return (
+        f"### The same model in every form found beside it, side by side (cold-start medians, "
+        f"{result['index']['photos']:,} photos)\n\n"
+        + md_table(["", *(_label(m) for m in models)], rows)
+        + f"\n\n- Fastest to the first result: {_label(fastest)}, {fastest['cold_median_s']['total']:.2f} s."
+    )
 
 
 def plot(result: dict[str, Any], out_dir: Path) -> list[Path]:
-    med = result["cold_median_s"]
-    fig, ax = new_figure(1, 7.0, 2.6)
-    left = 0.0
-    for (key, label), colour in zip(STAGES, ("tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red")):
-        ax.barh([0], [med[key]], left=left, color=colour, label=label.split(":")[0].split(" (")[0])
-        left += med[key]
-    ax.set_yticks([])
+    """One stacked bar per form of the model (the --model first), stages from process launch."""
+    models = [result, *result.get("compared", [])]
+    fig, ax = new_figure(1, 7.0, 1.6 + 0.5 * len(models))
+    colours = ("tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red")
+    for row, m in enumerate(models):
+        left = 0.0
+        for (key, label), colour in zip(STAGES, colours):
+            ax.barh([row], [m["cold_median_s"][key]], left=left, color=colour,
+                    label=label.split(":")[0].split(" (")[0] if row == 0 else None)
+            left += m["cold_median_s"][key]
+        ax.text(left, row, f" {m['cold_median_s']['total']:.2f} s (median total)", va="center", fontsize=8)
+    ax.set_yticks(range(len(models)), [_label(m).replace("`", "") for m in models], fontsize=8)
+    ax.invert_yaxis()
     ax.set_xlabel("seconds from process launch")
-    ax.set_title(f"Cold start to the first result ({result['backend']})")
-    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.35))
+    ax.set_title("Cold start to the first result")
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     return [save_figure(fig, out_dir / "startup_cold.png")]

@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 TOKENIZER_CONFIG = "tokenizer.json"
-LIBRARIES = ("torch", "executorch", "coremltools", "torchao", "open_clip_torch", "timm", "numpy")
+LIBRARIES = ("torch", "executorch", "coremltools", "torchao", "onnx", "onnxruntime", "onnxscript", "open_clip_torch",
+             "timm", "numpy")
 
 
 class BundleError(ValueError):

@@ -26,7 +26,7 @@ from torch import nn
 from export.bundle import BundleError, staged_bundle, write_manifest, write_tokenizer_files
 from export.cli import add_common_arguments, configure_logging, prepare_export, run_command
 from export.errors import ExportError, first_line
-from export.parity import ParityError, check_parity
+from export.parity import record_parity
 from export.source import DEFAULT_RUN_DIR, ExportSource
 from export.wrappers import MIN_TEXT_LENGTH, export_wrappers, image_example, text_dynamic_shapes, text_example
 
@@ -357,14 +357,7 @@ def export_coreml(
         structure = validate_package(staging, manifest)
         logger.info("Core ML packages validated: %s", structure)
         if verify:
-            report = check_parity(staging, cache_dir=cache_dir, n_images=parity_images, source=source)
-            manifest["parity"] = report.summary()
-            manifest.pop("files")
-            write_manifest(staging, manifest)
-            if not report.passed:
-                raise ParityError(
-                    f"{BACKEND} {precision} bundle not written to {out_dir}: " + "; ".join(report.failures)
-                )
+            record_parity(staging, manifest, source, cache_dir, parity_images, out_dir)
     return out_dir
 
 

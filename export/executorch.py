@@ -23,7 +23,7 @@ from torch import nn
 from export.bundle import staged_bundle, write_manifest, write_tokenizer_files
 from export.cli import add_common_arguments, configure_logging, prepare_export, run_command
 from export.errors import ExportError, first_line
-from export.parity import ParityError, check_parity
+from export.parity import record_parity
 from export.source import DEFAULT_RUN_DIR, ExportSource
 from export.wrappers import MIN_TEXT_LENGTH, export_wrappers, image_example, text_dynamic_shapes, text_example
 
@@ -187,14 +187,7 @@ def export_executorch(
         }
         manifest = write_manifest(staging, manifest)
         if verify:
-            report = check_parity(staging, cache_dir=cache_dir, n_images=parity_images, source=source)
-            manifest["parity"] = report.summary()
-            manifest.pop("files")
-            write_manifest(staging, manifest)
-            if not report.passed:
-                raise ParityError(
-                    f"{BACKEND} {precision} bundle not written to {out_dir}: " + "; ".join(report.failures)
-                )
+            report = record_parity(staging, manifest, source, cache_dir, parity_images, out_dir)
             logger.info(
                 "parity: image cos min %.5f, text cos min %.5f", report.image.cos_min, report.text.cos_min
             )

@@ -26,7 +26,7 @@ from compression.embedding import encode_tokens
 from compression.evaluate import recall_at_k
 from compression.models.teacher import build_tokenizer
 from export.benchmark import captions_of, cut_after_eot, image_tensors, load_run_datasets, spread_indices
-from export.bundle import BundleError, load_tokenizer, path_bytes, verify_bundle
+from export.bundle import BundleError, load_tokenizer, path_bytes, verify_bundle, write_manifest
 from export.runtimes import coreml_prediction_available, open_encoders
 from export.source import ExportSource, load_export_source
 from export.wrappers import export_wrappers
@@ -198,9 +198,8 @@ def check_parity(
             return report
 
     runner = open_encoders(bundle_dir, manifest)
-    report.runtime = {"executorch-xnnpack": "executorch.runtime (XnnpackBackend)", "coreml": "Core ML"}[
-        backend
-    ]
+    report.runtime = {"executorch-xnnpack": "executorch.runtime (XnnpackBackend)", "coreml": "Core ML",
+                      "onnx": "onnxruntime (CPUExecutionProvider)"}[backend]
     with torch.no_grad():
         out_img = torch.cat(
             [
@@ -244,6 +243,24 @@ def check_parity(
         report.failures.append(
             f"text program at actual length differs from full length by {report.length_check['max_abs_diff']:.2e} "
             f"> {report.length_check['tolerance']:.0e}"
+        )
+    return report
+
+
+def record_parity(
+    staging: Path, manifest: dict[str, Any], source: ExportSource, cache_dir: Path | None,
+    n_images: int | None, out_dir: Path,
+) -> ParityReport:
+    """What every exporter does before a staged bundle may replace ``out_dir``: check its parity, write the
+    summary into its manifest, and raise ParityError (naming ``out_dir``) when a check failed."""
+    report = check_parity(staging, cache_dir=cache_dir, n_images=n_images, source=source)
+    manifest = {key: value for key, value in manifest.items() if key != "files"}
+    manifest["parity"] = report.summary()
+    write_manifest(staging, manifest)
+    if not report.passed:
+        raise ParityError(
+            f"{manifest['backend']} {manifest['precision']} bundle not written to {out_dir}: "
+            + "; ".join(report.failures)
         )
     return report
 

@@ -1,4 +1,4 @@
-"""Run a bundle's programs with the runtime that executes them: ExecuTorch (here) or Core ML (macOS)."""
+"""Run a bundle's programs with the runtime that executes them: ExecuTorch, ONNX Runtime (here) or Core ML (macOS)."""
 
 from __future__ import annotations
 
@@ -63,6 +63,34 @@ class ExecuTorchEncoders:
         return self._methods["text"].execute([_fit_tokens(tokens.long(), length)])[0].clone()
 
 
+class ONNXEncoders:
+    """A bundle's .onnx programs executed by ONNX Runtime (CPU execution provider)."""
+
+    def __init__(self, bundle_dir: Path, manifest: dict[str, Any]):
+        import onnxruntime as ort
+
+        self.manifest = manifest
+        self._sessions = {}
+        for enc in ("image", "text"):
+            path = Path(bundle_dir) / manifest[enc]["program"]
+            try:
+                self._sessions[enc] = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            except Exception as e:  # onnxruntime's Fail/InvalidGraph/NoSuchFile types
+                raise BundleError(f"onnxruntime cannot load the {enc} program {path}: {e}") from e
+        self._text_lengths = manifest["text"]["lengths"]
+
+    def _run(self, enc: str, array: np.ndarray) -> torch.Tensor:
+        out = self._sessions[enc].run(None, {self.manifest[enc]["input"]["name"]: array})[0]
+        return torch.from_numpy(np.asarray(out, dtype=np.float32)).reshape(1, -1)
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        return self._run("image", image.float().contiguous().numpy())
+
+    def encode_text(self, tokens: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        length = length or text_input_length(tokens.shape[1], self._text_lengths)
+        return self._run("text", _fit_tokens(tokens.long(), length).numpy())
+
+
 def coreml_prediction_available() -> tuple[bool, str]:
     """(True, "") on macOS with the Core ML framework bindings; else (False, why)."""
     if platform.system() != "Darwin":
@@ -112,4 +140,6 @@ def open_encoders(bundle_dir: Path, manifest: dict[str, Any]) -> BundleEncoders:
         return ExecuTorchEncoders(bundle_dir, manifest)
     if backend == "coreml":
         return CoreMLEncoders(bundle_dir, manifest)
+    if backend == "onnx":
+        return ONNXEncoders(bundle_dir, manifest)
     raise BundleError(f"{Path(bundle_dir) / 'manifest.json'}: unknown backend {backend!r}")

@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "under folders not given are dropped from the index (unreadable folders are kept)")
     ix.add_argument("--batch-size", type=_whole_number(1, 4096), default=None,
                     help="photos encoded per batch (default: what the runtime prefers, 32 for PyTorch)")
-    ix.add_argument("--workers", type=_whole_number(1, 64), default=2, help="threads decoding photos ahead of the encoder (default: 2)")
+    ix.add_argument("--workers", type=_whole_number(1, 64), default=None,
+                    help="threads decoding photos ahead of the encoder (default: one per core)")
     ix.add_argument("--throttle", type=_seconds, default=0.0, metavar="SECONDS",
                     help="pause after each batch, to spare battery and heat (tests use it to interrupt a run "
                     "mid-way; default: 0)")
@@ -141,8 +142,10 @@ def _index(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from app.desktop.torch_runtime import default_index_threads
+    from app.engine.indexer import usable_cores
 
-    encoders = load_model(args.model, threads=args.threads or default_index_threads(args.workers))
+    workers = args.workers or usable_cores()
+    encoders = load_model(args.model, threads=args.threads or default_index_threads(workers))
     with SearchEngine(args.data_dir, encoders) as engine:
         for note in engine.notes:
             print(f"note: {shown(note)}", file=sys.stderr)
@@ -164,7 +167,7 @@ def _index(args: argparse.Namespace) -> int:
                 bar.refresh()
 
         try:
-            report = engine.index(progress, batch_size=args.batch_size, decode_workers=args.workers,
+            report = engine.index(progress, batch_size=args.batch_size, decode_workers=workers,
                                   throttle_s=args.throttle)
         finally:
             if bar is not None:

@@ -92,8 +92,8 @@ class DecodeLimits:
     max_file_bytes: int = 256 * 1024 * 1024  # larger files are skipped without reading them
     max_pixels: int = 64_000_000  # pixels to decode (after JPEG draft scaling); more is a "bomb"
     max_aspect: int = 64  # longer sides are cut to this ratio before resizing (see central_window)
-    jpeg_draft: bool = True  # decode big JPEGs at a reduced DCT scale, still >= draft_factor x image_size
-    draft_factor: int = 4
+    jpeg_draft: bool = True  # decode big JPEGs at a reduced DCT scale, shorter side still >= draft_factor x image_size
+    draft_factor: int = 1  # 1: the smallest DCT scale that still covers the model's input (see jpeg_draft)
 
 
 @dataclass
@@ -262,6 +262,20 @@ def check_extension(path: str | Path) -> None:
         raise PhotoDecodeError(path, UNSUPPORTED_FORMAT, f"extension {ext or '(none)'!r}")
 
 
+def jpeg_draft(image: Image.Image, min_side: int) -> tuple[int, int]:
+    """Make a JPEG (not yet loaded) decode at the smallest DCT scale, 1/1, 1/2, 1/4 or 1/8, whose shorter
+    side is still >= ``min_side``; returns the size it will decode to (other formats: unchanged).
+
+    libjpeg then skips most of the inverse DCT and never holds the full-size pixels: a 12-MP photo for a
+    224-px model decodes at 500x375 (1/8), 64x fewer pixels. The preprocessing's bicubic resize does the
+    rest, as it would from the full size (tests/app/test_decode.py bounds the difference).
+    """
+    if image.format not in ("JPEG", "MPO") or min_side <= 0:
+        return image.size
+    image.draft(image.mode, (min_side, min_side))  # Pillow: the largest scale with both sides >= min_side
+    return image.size
+
+
 def decode_rgb(data: bytes, path: str | Path, limits: DecodeLimits, target_size: int | None = None) -> Image.Image:
     """Encoded bytes -> RGB PIL image, EXIF orientation applied; first frame of animations.
 
@@ -277,9 +291,8 @@ def decode_rgb(data: bytes, path: str | Path, limits: DecodeLimits, target_size:
     except Exception as e:
         raise PhotoDecodeError(path, CORRUPT, f"{type(e).__name__}: {e}") from e
     try:
-        if limits.jpeg_draft and target_size and image.format in ("JPEG", "MPO"):
-            want = limits.draft_factor * target_size
-            image.draft(image.mode, (want, want))  # DCT scaling keeps both sides >= want
+        if limits.jpeg_draft and target_size:
+            jpeg_draft(image, limits.draft_factor * target_size)
         w, h = image.size
         if w <= 0 or h <= 0 or w * h > limits.max_pixels:
             raise PhotoDecodeError(path, DECOMPRESSION_BOMB, f"{w}x{h} pixels > {limits.max_pixels}")

@@ -116,16 +116,18 @@ class SearchEngine:
         logger.info(result.summary())
         return result
 
-    def indexer(self, batch_size: int | None = None, decode_workers: int = 2, throttle_s: float = 0.0) -> Indexer:
+    def indexer(self, batch_size: int | None = None, decode_workers: int | None = None,
+                throttle_s: float = 0.0) -> Indexer:
         return Indexer(self.store, self.encoders, batch_size, decode_workers, self.limits, throttle_s)
 
     def index(self, progress: Progress | None = None, cancel=None, batch_size: int | None = None,
-              decode_workers: int = 2, throttle_s: float = 0.0) -> IndexReport:
+              decode_workers: int | None = None, throttle_s: float = 0.0) -> IndexReport:
         """Encode every pending photo (blocking); see :class:`Indexer`."""
         return self.indexer(batch_size, decode_workers, throttle_s).run(progress, cancel)
 
     def update(self, roots: Iterable[str | Path], progress: Progress | None = None, cancel=None,
-               batch_size: int | None = None, decode_workers: int = 2, throttle_s: float = 0.0) -> UpdateResult:
+               batch_size: int | None = None, decode_workers: int | None = None,
+               throttle_s: float = 0.0) -> UpdateResult:
         """Scan, index what changed, compact the matrix if many rows died."""
         scan = self.scan(roots)
         report = self.index(progress, cancel, batch_size, decode_workers, throttle_s)
@@ -133,7 +135,7 @@ class SearchEngine:
         return UpdateResult(scan, report, compacted, list(self.notes))
 
     def start_update(self, roots: Iterable[str | Path], progress: Progress | None = None,
-                     batch_size: int | None = None, decode_workers: int = 2, throttle_s: float = 0.0) -> IndexJob:
+                     batch_size: int | None = None, decode_workers: int | None = None, throttle_s: float = 0.0) -> IndexJob:
         """:meth:`update` in a background thread (the app's launch-time refresh); search works meanwhile."""
         roots = list(roots)
 

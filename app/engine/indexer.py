@@ -1,7 +1,8 @@
 """Incremental indexer: encodes the store's pending photos in batches, streaming, resumable, cancellable.
 
-Memory is bounded by two batches (the one being encoded and the one being decoded ahead of it)
-plus one full-size decode per worker thread, whatever the gallery's size: pending photos are read
+Photos are decoded on every core (one thread each; Pillow releases the GIL) while the previous batch
+is encoded. Memory is bounded by two batches (the one being encoded and the one being decoded ahead
+of it) plus one draft-size decode per worker thread, whatever the gallery's size: pending photos are read
 from the store a batch at a time, never listed whole. Every batch is committed on its own
 (embeddings fsync'ed before the SQLite commit), so a crash or a cancel loses at most the batch in
 flight and the next run starts where this one stopped. A photo that cannot be decoded is recorded
@@ -11,6 +12,7 @@ indexed is removed. Nothing is ever written to the gallery.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -61,6 +63,15 @@ class IndexReport:
         return text + (" - cancelled, run again to resume" if self.cancelled else "")
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity), the default number of decode threads: decoding
+    is most of indexing (bench/results/indexing.json) and Pillow releases the GIL while it decodes."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 class Indexer:
     """Encodes pending photos of ``store`` with ``encoders``; :meth:`run` blocks, :meth:`start` runs it in a thread."""
 
@@ -69,7 +80,7 @@ class Indexer:
         store: EmbeddingStore,
         encoders: Encoders,
         batch_size: int | None = None,
-        decode_workers: int = 2,
+        decode_workers: int | None = None,
         limits: DecodeLimits | None = None,
         throttle_s: float = 0.0,
     ):
@@ -78,7 +89,7 @@ class Indexer:
         self.store = store
         self.encoders = encoders
         self.batch_size = batch_size or encoders.image_batch_size
-        self.decode_workers = max(1, decode_workers)
+        self.decode_workers = max(1, decode_workers or usable_cores())  # JPEG decode releases the GIL
         self.limits = limits or DecodeLimits()
         self.throttle_s = throttle_s  # pause after each batch (thermal/battery budget; a test hook too)
 

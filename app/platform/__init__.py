@@ -92,15 +92,19 @@ def model_loader(name: PlatformName) -> ModelLoader:
 def default_model_path(name: PlatformName, project_root: Path = PROJECT_ROOT) -> Path:
     """The model the app opens when none is given.
 
-    iOS runs Core ML bundles (``bundles/offline-coreml``); Android and the desktop run the
-    ExecuTorch bundle (``bundles/offline-executorch``); a desktop without one falls back to the
-    PyTorch run directory of the offline default (``runs/offline``), which ``make run`` writes.
+    iOS runs Core ML bundles (``bundles/offline-coreml``), Android the ExecuTorch bundle
+    (``bundles/offline-executorch``). The desktop takes the ONNX bundle (``bundles/offline-onnx``),
+    the fastest to start (no torch: bench/results/runtime_load.json), else the ExecuTorch bundle, else
+    the PyTorch run directory of the offline default (``runs/offline``), which ``make run`` writes.
     """
     if name == "ios":
         return project_root / "bundles" / "offline-coreml"
-    bundle = project_root / "bundles" / "offline-executorch"
-    if name == "android" or (bundle / "manifest.json").is_file():
-        return bundle
+    executorch = project_root / "bundles" / "offline-executorch"
+    if name == "android":
+        return executorch
+    for bundle in (project_root / "bundles" / "offline-onnx", executorch):
+        if (bundle / "manifest.json").is_file():
+            return bundle
     return project_root / "runs" / "offline"
 
 

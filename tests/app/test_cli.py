@@ -17,7 +17,7 @@ def test_help_describes_every_flag(capsys):
             parse_args([name, "--help"] if name else ["--help"])
         assert info.value.code == 0 and "usage: python -m app.engine" in capsys.readouterr().out
     ix = parse_args(["index", "--gallery", "g"])
-    assert ix.batch_size is None and ix.workers == 2 and ix.throttle == 0.0
+    assert ix.batch_size is None and ix.workers is None and ix.throttle == 0.0  # None: one decode thread per core
 
 
 def test_index_search_similar_status(tmp_path, random_student_dir, make_gallery, capsys):

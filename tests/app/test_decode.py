@@ -209,3 +209,26 @@ def test_decoding_and_thumbnails_work_with_the_phones_pillow(tmp_path, image_wri
     np.testing.assert_array_equal(load_photo(path, pre, DecodeLimits()).pixels, expected)
     thumb = ThumbnailCache(tmp_path / "thumbs").get(path, max_side=16)
     assert thumb is not None and max(Image.open(thumb).size) == 16
+
+
+@pytest.mark.parametrize("model_size, decoded", [(32, (224, 168)), (224, (448, 336)), (700, (1792, 1344))])
+def test_jpeg_decodes_at_the_smallest_dct_scale_that_covers_the_model_input(tmp_path, model_size, decoded):
+    """1792x1344: 1/8 is 224x168, 1/4 448x336, 1/2 896x672. The shorter side must stay >= the model's size,
+    and no larger scale than that is decoded (a 224-px model used to get the full size)."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(rng.integers(0, 255, (1344, 1792, 3), dtype=np.uint8)).save(path, quality=90)
+    assert decode.decode_rgb(path.read_bytes(), path, DecodeLimits(), model_size).size == decoded
+    pre = ImagePreprocess(model_size, OPENAI_MEAN, OPENAI_STD)
+    assert load_photo(path, pre).pixels.shape == (3, model_size, model_size)
+
+
+def test_draft_decoding_for_a_224px_model_stays_close_to_full_decoding(tmp_path):
+    x = np.linspace(0, 1, 2000)
+    arr = (np.stack(np.meshgrid(x, x[:1500]), -1).sum(-1, keepdims=True) * np.array([90, 60, 30])) % 255
+    path = tmp_path / "big.jpg"
+    Image.fromarray(arr.astype(np.uint8), "RGB").save(path, quality=90)
+    pre = ImagePreprocess(224, OPENAI_MEAN, OPENAI_STD)
+    fast = load_photo(path, pre).pixels  # decoded at 1/4: 500x375
+    full = load_photo(path, pre, DecodeLimits(jpeg_draft=False)).pixels
+    assert np.abs(fast - full).mean() < 0.02 and np.abs(fast - full).max() < 0.5

@@ -261,3 +261,12 @@ def test_photos_queued_behind_the_cursor_are_picked_up(tmp_path, make_gallery, f
         report = engine.index(progress, batch_size=4)
         assert report.indexed == 13 and engine.store.count_pending() == 0
         assert not engine.scan([gallery]).plan.has_changes
+
+
+def test_photos_are_decoded_on_every_core_by_default(tmp_path, fake_encoders, monkeypatch):
+    from app.engine import indexer
+
+    monkeypatch.setattr(indexer.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    with SearchEngine(tmp_path / "data", fake_encoders) as engine:
+        assert engine.indexer().decode_workers == 8
+        assert engine.indexer(decode_workers=3).decode_workers == 3

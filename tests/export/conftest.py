@@ -62,3 +62,14 @@ def bundle_copy(tmp_path):
         return dest
 
     return copy
+
+
+@pytest.fixture(scope="session")
+def onnx_bundles(tiny_paths, tmp_path_factory) -> dict[str, Path]:
+    """precision -> the tiny run's ONNX bundle (fp32 and int8), each verified by its parity check."""
+    from export.onnx import export_onnx
+
+    run_dir, cache = tiny_paths
+    root = tmp_path_factory.mktemp("bundles")
+    return {p: export_onnx(run_dir, root / f"tiny-onnx-{p}", p, cache_dir=cache, parity_images=PARITY_IMAGES)
+            for p in ("fp32", "int8")}

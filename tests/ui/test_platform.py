@@ -75,6 +75,11 @@ def test_default_model_per_platform(tmp_path):
     bundle.mkdir(parents=True)
     (bundle / "manifest.json").write_text("{}")
     assert default_model_path("desktop", tmp_path) == bundle
+    onnx = tmp_path / "bundles" / "offline-onnx"  # starts fastest on a desktop: preferred once exported
+    onnx.mkdir()
+    (onnx / "manifest.json").write_text("{}")
+    assert default_model_path("desktop", tmp_path) == onnx
+    assert default_model_path("android", tmp_path) == bundle
     assert PROJECT_ROOT.joinpath("app", "platform").is_dir()
 
 

@@ -4,8 +4,10 @@
   (``app.desktop.models.load_model``), phones never see one;
 * a bundle (``manifest.json``): verified file by file against the manifest's sha256, then run by
   the runtime its ``backend`` names that this platform has: ExecuTorch (desktop Python runtime, or
-  the Java API through pyjnius on Android) or Core ML (coremltools on macOS, pyobjus on iOS);
-* a folder of bundles: the first one this platform can run, Core ML first on Apple platforms.
+  the Java API through pyjnius on Android), ONNX Runtime (desktop, no torch) or Core ML (coremltools on
+  macOS, pyobjus on iOS);
+* a folder of bundles: the first one this platform can run, Core ML first on Apple platforms, ONNX
+  first elsewhere.
 
 Platform bridges are imported only on their platform.
 """
@@ -32,55 +34,68 @@ def runtime_for_backend(backend: str) -> str:
 
     if backend == "executorch-xnnpack":
         return "android" if on_android() else "executorch"
+    if backend == "onnx":
+        return "onnx"
     if backend == "coreml":
         if on_ios():
             return "ios"
         if platform.system() == "Darwin":
             return "coreml"
         raise ModelLoadError(f"a Core ML bundle runs only on macOS or iOS (this is {platform.system()})")
-    raise ModelLoadError(f"unknown bundle backend {backend!r} (expected 'executorch-xnnpack' or 'coreml')")
+    raise ModelLoadError(f"unknown bundle backend {backend!r} (expected 'executorch-xnnpack', 'onnx' or 'coreml')")
 
 
-Opener = Callable[[BundleInfo], Encoders]
+Opener = Callable[[BundleInfo, int | None], Encoders]  # (bundle, threads) -> encoders
 
 
-def _open_android(bundle: BundleInfo) -> Encoders:
+def _open_android(bundle: BundleInfo, threads: int | None = None) -> Encoders:
     from app.engine.runtimes.android import AndroidExecuTorchEncoders
 
     return AndroidExecuTorchEncoders(bundle)
 
 
-def _open_ios(bundle: BundleInfo) -> Encoders:
+def _open_ios(bundle: BundleInfo, threads: int | None = None) -> Encoders:
     from app.engine.runtimes.ios import IOSCoreMLEncoders
 
     return IOSCoreMLEncoders(bundle)
 
 
-# the phones' runtimes; the desktop adds its own (app.desktop.models.DESKTOP_OPENERS)
-PHONE_OPENERS: Mapping[str, Opener] = MappingProxyType({"android": _open_android, "ios": _open_ios})
+def _open_onnx(bundle: BundleInfo, threads: int | None = None) -> Encoders:
+    from app.engine.runtimes.onnx_runtime import ONNXEncoders
+
+    return ONNXEncoders(bundle, threads=threads)
 
 
-def _open_bundle(path: Path, verify: bool, openers: Mapping[str, Opener]) -> Encoders:
+# the runtimes that need neither torch nor desktop export tools: the phones' bridges and ONNX Runtime;
+# the desktop adds its own (app.desktop.models.DESKTOP_OPENERS)
+ENGINE_OPENERS: Mapping[str, Opener] = MappingProxyType(
+    {"android": _open_android, "ios": _open_ios, "onnx": _open_onnx}
+)
+
+
+def _open_bundle(path: Path, verify: bool, openers: Mapping[str, Opener], threads: int | None) -> Encoders:
     from app.engine.runtimes.bundle import read_bundle
 
     bundle = read_bundle(path, verify=verify)
     kind = runtime_for_backend(bundle.manifest["backend"])
     if kind not in openers:
         raise ModelLoadError(f"{path}: its {kind} runtime is desktop-only; open it with the desktop app or CLI")
-    return openers[kind](bundle)
+    return openers[kind](bundle, threads)
 
 
 def _bundle_preference(manifest_backend: str) -> int:
-    apple = platform.system() == "Darwin"
-    return 0 if (manifest_backend == "coreml") == apple else 1
+    """Lower first: Core ML on Apple platforms, elsewhere ONNX (starts fastest on a desktop), then the rest."""
+    if platform.system() == "Darwin":
+        return 0 if manifest_backend == "coreml" else 1
+    return {"onnx": 0, "coreml": 2}.get(manifest_backend, 1)
 
 
 def load_encoders(path: str | Path, verify: bool = True, threads: int | None = None,
-                  openers: Mapping[str, Opener] = PHONE_OPENERS) -> Encoders:
+                  openers: Mapping[str, Opener] = ENGINE_OPENERS) -> Encoders:
     """The encoders stored at ``path`` (a bundle, or a folder of bundles). Raises ModelLoadError.
 
-    ``threads`` is accepted so every loader has one signature; bundles use their runtime's own pool.
-    ``openers``: runtime name (:func:`runtime_for_backend`) -> what opens a bundle with it.
+    ``threads`` caps ONNX Runtime's intra-op threads (an ONNX bundle); the other bundles use their
+    runtime's pool. ``openers``: runtime name (:func:`runtime_for_backend`) -> what opens a bundle with it.
     """
     path = Path(path).expanduser()
     if not path.is_dir():
@@ -94,7 +109,7 @@ def load_encoders(path: str | Path, verify: bool = True, threads: int | None = N
             f"phones need a bundle (python -m export.executorch / python -m export.coreml)"
         )
     if (path / "manifest.json").is_file():
-        return _open_bundle(path, verify, openers)
+        return _open_bundle(path, verify, openers, threads)
     candidates = []
     for sub in sorted(p for p in path.iterdir() if (p / "manifest.json").is_file()):
         import json
@@ -107,7 +122,7 @@ def load_encoders(path: str | Path, verify: bool = True, threads: int | None = N
     errors = []
     for _, sub in sorted(candidates):
         try:
-            return _open_bundle(sub, verify, openers)
+            return _open_bundle(sub, verify, openers, threads)
         except ModelLoadError as e:
             logger.warning("skipping bundle %s: %s", sub, e)
             errors.append(str(e))

@@ -1,0 +1,61 @@
+"""Half-size embeddings: the codecs, the blocked top-K kernel, and recall through the engine against float32."""
+import numpy as np
+import pytest
+from test_recall_parity import KS, engine_text_to_image_recall
+
+from app.desktop.models import load_model
+from app.engine import engine as engine_module
+from app.engine.engine import SearchEngine
+from app.engine.half_embeddings import decode_rows, encode_rows, half_scores, top_k_half
+from app.engine.search import top_k_rows
+from compression.data.loading import load_datasets
+from compression.data.synthetic import write_split_as_folder
+
+
+def _unit_rows(n, d, seed=0):
+    x = np.random.default_rng(seed).standard_normal((n, d), dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("kind, tolerance", [("float16", 5e-4), ("int8", 1e-2)])
+def test_codecs_halve_or_quarter_the_bytes_and_stay_close(kind, tolerance):
+    x = _unit_rows(1000, 64)
+    rows = encode_rows(x, kind)
+    assert rows.nbytes <= x.nbytes / (2 if kind == "float16" else 3.5)
+    assert np.abs(decode_rows(rows) - x).max() < tolerance
+
+
+@pytest.mark.parametrize("kind", ["float16", "int8"])
+def test_kernel_equals_a_plain_product_over_the_decoded_rows(kind):
+    x = _unit_rows(5000, 48, seed=1)  # several blocks, split over threads
+    rows, q = encode_rows(x, kind), x[7]
+    expected = decode_rows(rows) @ q
+    for workers in (1, 3):
+        np.testing.assert_allclose(half_scores(rows, q, workers), expected, rtol=0, atol=1e-5)
+    top, scores = top_k_half(rows, q, 10, dead_rows=np.array([7]))
+    assert 7 not in top and len(top) == 10 and np.all(np.diff(scores) <= 0)
+    np.testing.assert_array_equal(top, [r for r in np.argsort(-expected, kind="stable") if r != 7][:10])
+
+
+def test_recall_through_the_engine_float16_equals_float32_int8_is_reported(tiny_run, tmp_path, monkeypatch):
+    cfg, root, _ = tiny_run
+    split = load_datasets(cfg.data, root / "cache", need_pretrain=False, progress=False).test
+    folder = tmp_path / "benchmark-gallery"
+    write_split_as_folder(split, folder)
+    recalls, calls = {}, []
+    with SearchEngine(tmp_path / "data", load_model(root / "runs" / "tiny", threads=1)) as engine:
+        assert engine.update([folder / "images"]).index.indexed == len(split)
+        recalls["float32"] = engine_text_to_image_recall(engine, split, folder)
+        for kind in ("float16", "int8"):
+            def half_top_k(snapshot, query, k, kind=kind):  # the store hook this stands in for keeps the codes
+                calls.append(kind)
+                return top_k_half(encode_rows(snapshot.matrix, kind), query, min(k, snapshot.live),
+                                  snapshot.dead_rows)
+
+            monkeypatch.setattr(engine_module, "top_k_rows", half_top_k)
+            recalls[kind] = engine_text_to_image_recall(engine, split, folder)
+        monkeypatch.setattr(engine_module, "top_k_rows", top_k_rows)
+    assert calls.count("float16") == calls.count("int8") == len(split.flat_captions()[0])  # every query ran on the codes
+    for k in KS:
+        assert abs(recalls["float16"][f"t2i_R@{k}"] - recalls["float32"][f"t2i_R@{k}"]) <= 0.1, recalls
+        assert abs(recalls["int8"][f"t2i_R@{k}"] - recalls["float32"][f"t2i_R@{k}"]) <= 5.0, recalls
