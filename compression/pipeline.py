@@ -225,7 +225,7 @@ def _run(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool, progress
     student = create_student(teacher, s.image_backbone, s.text_layers, s.image_pretrained, s.image_backbone_kwargs, s.text_layer_ids).to(device)
     # each tower gets its own backbone's preprocessing: pretrained student weights expect theirs (e.g. mean = std
     # = 0.5 for the ImageNet-21k ViTs); a student trained from random weights shares the teacher's
-    student_pre = backbone_preprocess(student.visual.backbone) if s.image_pretrained else pre
+    student_pre = backbone_preprocess(student.visual.backbone, s.image_backbone_kwargs) if s.image_pretrained else pre
     ctx_base["student_transform"] = image_transform(student_pre)
     ctx_eval = PhaseContext(checkpoint=None, **ctx_base)
     student_tf = ctx_eval.student_images()

@@ -10,9 +10,13 @@ one summary ``logger.warning``, instead of crashing a DataLoader worker hours in
 * the check reads only the header (``Image.open`` does not decode pixels), so it stays cheap for
   COCO's 123k images; it runs on a small thread pool, with a progress bar past ~1000 files.
 
-What the header check cannot see: a file whose header is fine but whose pixel data is truncated
-or corrupt passes here, and :meth:`FileImages.load` raises :class:`ImageDecodeError` naming the
-file when it is decoded. That is accepted: finding those would mean decoding every image.
+* a JPEG or PNG cut short (an interrupted download: the header is intact, the end is missing) is
+  found by its last bytes (JPEG's end-of-image marker, PNG's IEND chunk) and counted as
+  "truncated image"; one seek and one small read per file.
+
+What these checks cannot see: pixel data corrupt in the middle of a file that ends properly passes
+here, and :meth:`FileImages.load` raises :class:`ImageDecodeError` naming the file when it is
+decoded. That is accepted: finding those would mean decoding every image.
 
 A missing or malformed top-level file (not found, not JSON, wrong structure, missing key, no tab
 in a TSV, undecodable UTF-8) raises :class:`DataFormatError`, whose message names the file and
@@ -43,12 +47,18 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 MISSING_IMAGE = "missing image file"
 EMPTY_IMAGE = "empty image file"
 UNREADABLE_IMAGE = "unreadable image"
+TRUNCATED_IMAGE = "truncated image"
 EMPTY_CAPTION = "empty caption"
 NO_CAPTIONS = "image with no captions"
 MALFORMED_LINE = "malformed line"
 
 _CHECK_THREADS = 8
 _PROGRESS_MIN_FILES = 1000
+
+# Where a complete file of a format ends: the marker must be in its last _TAIL_BYTES (JPEGs may carry a
+# little padding after their end-of-image marker).
+_END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}
+_TAIL_BYTES = 1024
 
 # Header lines a pairs TSV may start with: (first column, second column), lower-cased.
 _TSV_PATH_HEADERS = {"image", "image_path", "filepath", "filename", "file", "path"}
@@ -82,16 +92,28 @@ def _check_image(path: Path) -> str | None:
     try:
         with Image.open(path) as im:
             width, height = im.size
-            known = im.format is not None
+            fmt = im.format
     except Exception:  # noqa: BLE001 - see docstring
         return UNREADABLE_IMAGE
-    if not known or width <= 0 or height <= 0:
+    if fmt is None or width <= 0 or height <= 0:
         return UNREADABLE_IMAGE
+    if fmt in _END_MARKERS and not _ends_complete(path, st.st_size, _END_MARKERS[fmt]):
+        return TRUNCATED_IMAGE
     # Image.open raises only above 2x MAX_IMAGE_PIXELS (and warns above 1x); skip anything above 1x.
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and width * height > limit:
         return UNREADABLE_IMAGE
     return None
+
+
+def _ends_complete(path: Path, size: int, marker: bytes) -> bool:
+    """Whether ``marker`` (the format's end) is in the file's last bytes."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, size - _TAIL_BYTES))
+            return marker in f.read(_TAIL_BYTES)
+    except OSError:
+        return False
 
 
 def _check_images(paths: Sequence[Path], desc: str) -> list[str | None]:

@@ -57,13 +57,16 @@ def create_backbone(backbone: str, pretrained: bool | str = False, backbone_kwar
                               "--set student.image_pretrained=/path/to/model.safetensors") from None
 
 
-def backbone_preprocess(backbone: nn.Module) -> Preprocess:
+def backbone_preprocess(backbone: nn.Module, backbone_kwargs: dict | None = None) -> Preprocess:
     """The preprocessing a timm backbone's pretrained weights expect (its ``pretrained_cfg``):
-    e.g. mean = std = 0.5 for the ImageNet-21k ViTs, ImageNet's for MobileNetV4."""
+    e.g. mean = std = 0.5 for the ImageNet-21k ViTs, ImageNet's for MobileNetV4. An ``img_size``
+    in ``backbone_kwargs`` (the model was built for it) wins over the weights' input size."""
     cfg = getattr(backbone, "pretrained_cfg", None) or {}
     if "mean" not in cfg or "input_size" not in cfg:
         raise ValueError(f"backbone {type(backbone).__name__} has no pretrained_cfg with mean/std/input_size")
-    return Preprocess(image_size=int(cfg["input_size"][-1]), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
+    size = (backbone_kwargs or {}).get("img_size", cfg["input_size"][-1])
+    size = size[-1] if isinstance(size, (tuple, list)) else size
+    return Preprocess(image_size=int(size), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
 
 
 class StudentImageEncoder(nn.Module):

@@ -54,7 +54,7 @@ def resolve_teacher_name(model_name: str, pretrained: str | None) -> str:
         quick = f"{model_name}-quickgelu"
         if quick not in open_clip.list_models():
             raise ValueError(f"teacher {model_name!r} with {pretrained!r} weights needs QuickGELU but open_clip has no {quick!r}")
-        logger.info("teacher: %s weights were trained with QuickGELU: using %s", pretrained, quick)
+        logger.debug("teacher: %s weights were trained with QuickGELU: using %s", pretrained, quick)
         return quick
     return model_name
 

@@ -108,17 +108,29 @@ def test_check_image_between_one_and_two_times_max_pixels_is_unreadable(tmp_path
     assert readers._check_image(p) is None
 
 
-def test_truncated_jpeg_passes_header_check_but_load_names_file(tmp_path):
-    full = make_image(tmp_path / "full.jpg", size=(256, 256), color=(10, 200, 90))
+@pytest.mark.parametrize("name", ["trunc.jpg", "trunc.png"])
+def test_truncated_image_is_skipped_and_counted(tmp_path, name):
+    """An interrupted download keeps its header: the header check alone passed it, and the run died
+    at its first table build. Its missing end marker now skips it, counted as the readers count."""
+    full = make_image(tmp_path / f"full{Path(name).suffix}", size=(256, 256), color=(10, 200, 90))
+    Image.effect_noise((256, 256), 64).convert("RGB").save(full)  # noise: big enough to cut in half
     data = full.read_bytes()
-    trunc = tmp_path / "trunc.jpg"
+    trunc = tmp_path / "sub" / name
+    trunc.parent.mkdir()
     trunc.write_bytes(data[: len(data) // 2])
-    assert readers._check_image(trunc) is None
-    (tmp_path / "full.jpg").unlink()
+    assert readers._check_image(trunc) == "truncated image"
+    assert readers._check_image(full) is None
     images = read_image_folder(tmp_path)
-    assert images.paths == [trunc]
-    with pytest.raises(ImageDecodeError, match="trunc.jpg"):
-        images.load(0)
+    assert images.paths == [full]
+    assert images.skipped.counts == {"truncated image": 1}
+
+
+def test_corrupt_middle_with_intact_end_is_named_when_decoded(tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(png_header(64, 64))  # header and IEND intact, the pixel data missing
+    assert readers._check_image(bad) is None
+    with pytest.raises(ImageDecodeError, match="bad.png"):
+        FileImages([bad]).load(0)
 
 
 def test_many_files_use_pool_and_progress_keeps_order(tmp_path, monkeypatch):
