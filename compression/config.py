@@ -75,6 +75,7 @@ class StudentConfig:
     image_pretrained: bool | str = False  # timm's pretrained weights for the backbone (true), or a local weights file
     text_layers: int = 4  # how many teacher text transformer layers the student keeps
     text_layer_ids: list[int] | None = None  # explicit layer ids; None: evenly spaced, first and last kept
+    train_text: bool = True  # false: the paper's image-encoder ablation: the text tower is the (fine-tuned) teacher's, untrained
 
 
 @dataclass

@@ -35,7 +35,7 @@ from compression.data.transforms import image_transform
 from compression.distributed import Dist, init_distributed
 from compression.embedding import encode_images, encode_tokens, tokenize_all
 from compression.evaluate import recall_at_k, recall_over_folds
-from compression.models.student import StudentCLIP, backbone_preprocess, count_parameters, create_backbone, create_student
+from compression.models.student import StudentCLIP, StudentTextEncoder, backbone_preprocess, count_parameters, create_backbone, create_student
 from compression.models.teacher import (
     build_tokenizer,
     create_teacher,
@@ -68,10 +68,13 @@ def planned_phases(cfg: RunConfig) -> list[str]:
     """Phase names in order, as the config switches them on or off."""
     phases = []
     if cfg.stage1.enabled:
-        phases += ["stage1-image", "stage1-text"]
+        phases += ["stage1-image", "stage1-text"] if cfg.student.train_text else ["stage1-image"]
     if cfg.stage2.finetune_teacher:
         phases += ["teacher-ft-image", "teacher-ft-text"] if cfg.stage2.teacher_sequential else ["teacher-ft-joint"]
-    phases += ["stage2-image", "stage2-text"] if cfg.stage2.sequential else ["stage2-joint"]
+    if not cfg.student.train_text:
+        phases += ["stage2-image"]
+    else:
+        phases += ["stage2-image", "stage2-text"] if cfg.stage2.sequential else ["stage2-joint"]
     return phases
 
 
@@ -222,7 +225,8 @@ def _run(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool, progress
     teacher, teacher_info = get_teacher(cfg, teacher, data, ctx_base, cache_dir)
     state.seconds.setdefault("teacher-pretrain", time.time() - t0)
     torch.manual_seed(cfg.seed)  # the same student init whether the teacher was trained now or read from cache
-    student = create_student(teacher, s.image_backbone, s.text_layers, s.image_pretrained, s.image_backbone_kwargs, s.text_layer_ids).to(device)
+    text_layers, layer_ids = (s.text_layers, s.text_layer_ids) if s.train_text else (len(teacher.transformer.resblocks), None)
+    student = create_student(teacher, s.image_backbone, text_layers, s.image_pretrained, s.image_backbone_kwargs, layer_ids).to(device)
     # each tower gets its own backbone's preprocessing: pretrained student weights expect theirs (e.g. mean = std
     # = 0.5 for the ImageNet-21k ViTs); a student trained from random weights shares the teacher's
     student_pre = backbone_preprocess(student.visual.backbone, s.image_backbone_kwargs) if s.image_pretrained else pre
@@ -245,6 +249,8 @@ def _run(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool, progress
             continue
         ctx = PhaseContext(checkpoint=run_dir / "checkpoints" / f"{phase}.partial.pt", **ctx_base)
         start = time.time()
+        if phase.startswith("stage2-") and not s.train_text:  # text fixed: the fine-tuned teacher's whole text tower
+            student.text.load_state_dict(StudentTextEncoder.from_teacher(teacher, student.text.arch["layer_ids"]).state_dict())
         logger.info("phase %s", phase)
         if phase == "stage1-image":
             losses = stage1_image(student, teacher, data.unpaired_images, cfg.stage1.image, cfg.stage1.temperature, ctx)
