@@ -38,6 +38,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from compression.data.captioned import CaptionedImages, FileImages, SkipReport
+from compression.data.check_cache import cached_checks
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +117,13 @@ def _ends_complete(path: Path, size: int, marker: bytes) -> bool:
         return False
 
 
-def _check_images(paths: Sequence[Path], desc: str) -> list[str | None]:
-    """``_check_image`` over ``paths`` on a thread pool; results in the order of ``paths``."""
+def _check_images(paths: Sequence[Path], desc: str, cache_dir: Path | None = None) -> list[str | None]:
+    """``_check_image`` over ``paths`` on a thread pool; results in the order of ``paths``; remembered
+    under ``cache_dir`` when given (see compression.data.check_cache)."""
+    return cached_checks(paths, lambda ps: _check_images_now(ps, desc), cache_dir)
+
+
+def _check_images_now(paths: Sequence[Path], desc: str) -> list[str | None]:
     if not paths:
         return []
     if len(paths) == 1:
@@ -210,7 +216,7 @@ def _sentence_text(sentence: Any, where: str, json_path: Path) -> str:
 
 
 def read_karpathy(
-    json_path: str | Path, image_root: str | Path | None, splits: Sequence[str]
+    json_path: str | Path, image_root: str | Path | None, splits: Sequence[str], check_cache: Path | None = None
 ) -> CaptionedImages:
     """Images of the given ``splits`` from a Karpathy-split JSON (``dataset_coco.json``,
     ``dataset_flickr30k.json``).
@@ -288,7 +294,7 @@ def read_karpathy(
             f"{json_path}: no images with split in {wanted} (splits present: {sorted(present_splits)})"
         )
     paths = [root / n for n in names]
-    checks = _check_images(paths, desc=f"checking {json_path.name}")
+    checks = _check_images(paths, desc=f"checking {json_path.name}", cache_dir=check_cache)
     keep = []
     for k, (path, reason) in enumerate(zip(paths, checks)):
         if reason is None:
@@ -307,7 +313,7 @@ def read_karpathy(
 # --------------------------------------------------------------------------- pairs TSV
 
 
-def read_pairs_tsv(path: str | Path, image_root: str | Path | None) -> CaptionedImages:
+def read_pairs_tsv(path: str | Path, image_root: str | Path | None, check_cache: Path | None = None) -> CaptionedImages:
     """Images with captions from a UTF-8 TSV of ``image_path<TAB>caption`` lines.
 
     Lines naming the same image (same path after normalisation) give one image with several
@@ -379,7 +385,7 @@ def read_pairs_tsv(path: str | Path, image_root: str | Path | None) -> Captioned
         else:
             report.add(NO_CAPTIONS, names[key])
     paths = [Path(k) for k in keys]
-    checks = _check_images(paths, desc=f"checking {path.name}")
+    checks = _check_images(paths, desc=f"checking {path.name}", cache_dir=check_cache)
     kept = []
     for key, p, reason in zip(keys, paths, checks):
         if reason is None:
@@ -398,7 +404,7 @@ def read_pairs_tsv(path: str | Path, image_root: str | Path | None) -> Captioned
 # --------------------------------------------------------------------------- image folder
 
 
-def read_image_folder(folder: str | Path, limit: int | None = None) -> FileImages:
+def read_image_folder(folder: str | Path, limit: int | None = None, check_cache: Path | None = None) -> FileImages:
     """All image files (``IMAGE_EXTENSIONS``, any case) under ``folder``, recursively, sorted by
     relative path.
 
@@ -433,7 +439,7 @@ def read_image_folder(folder: str | Path, limit: int | None = None) -> FileImage
         # Without a limit, one pass over everything; with one, batches just big enough to fill it.
         end = len(all_paths) if limit is None else start + max(limit - len(kept), 4 * _CHECK_THREADS)
         batch = all_paths[start:end]
-        for p, reason in zip(batch, _check_images(batch, desc=f"checking {folder.name or folder}")):
+        for p, reason in zip(batch, _check_images(batch, desc=f"checking {folder.name or folder}", cache_dir=check_cache)):
             if limit is not None and len(kept) >= limit:
                 break  # files past the limit are neither kept nor counted as skipped
             if reason is not None:

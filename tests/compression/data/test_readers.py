@@ -491,3 +491,21 @@ def test_file_images_honour_exif_orientation(tmp_path):
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display upright
     im.save(tmp_path / "rotated.jpg", exif=exif)
     assert FileImages([tmp_path / "rotated.jpg"]).load(0).size == (20, 40)
+
+
+def test_image_checks_are_remembered_across_restarts(tmp_path, monkeypatch):
+    """A resumed run over millions of images must not open every header again; a changed file is re-checked."""
+    folder = tmp_path / "images"
+    for i in range(5):
+        make_image(folder / f"{i}.jpg")
+    (folder / "bad.jpg").write_bytes(b"not an image")
+    cache = tmp_path / "checks"
+    first = read_image_folder(folder, check_cache=cache)
+    opened = []
+    real = readers._check_image
+    monkeypatch.setattr(readers, "_check_image", lambda p: opened.append(p) or real(p))
+    again = read_image_folder(folder, check_cache=cache)
+    assert opened == [] and again.paths == first.paths and again.skipped.counts == {"unreadable image": 1}
+    make_image(folder / "bad.jpg")  # replaced by a good image: its size and mtime change
+    fixed = read_image_folder(folder, check_cache=cache)
+    assert len(opened) == 6 and len(fixed.paths) == 6
