@@ -44,6 +44,7 @@ class PhaseContext:
     dist: Dist = SINGLE
     precision: str = "fp32"
     student_transform: Callable | None = None  # the student backbone's own preprocessing; None: the teacher's
+    tables_built: int = 0  # names the files distributed tables are gathered through (the same on every rank)
 
     def student_images(self) -> Callable:
         """The student image tower's transform (its backbone's pretrained preprocessing, or the teacher's)."""
@@ -56,11 +57,18 @@ class PhaseContext:
     def images_table(self, encode: Callable, source: ImageSource, desc: str, transform: Callable | None = None) -> torch.Tensor:
         """(N, D) normalised embeddings of every image (``transform``: default the teacher's), encoded in shards across ranks."""
         return encode_images(encode, source, transform or self.transform, device=self.device, num_workers=self.num_workers,
-                             desc=self.bar(desc), dist=self.dist)
+                             desc=self.bar(desc), dist=self.dist, table_file=self.table_file())
 
     def texts_table(self, encode: Callable, tokens: torch.Tensor, desc: str) -> torch.Tensor:
         """(C, D) normalised embeddings of every token sequence, encoded in shards across ranks."""
-        return encode_tokens(encode, tokens, device=self.device, desc=self.bar(desc), dist=self.dist)
+        return encode_tokens(encode, tokens, device=self.device, desc=self.bar(desc), dist=self.dist, table_file=self.table_file())
+
+    def table_file(self) -> Path | None:
+        """Where the next distributed table is gathered: beside the phase's checkpoint, seen by every rank."""
+        if not self.dist.enabled or self.checkpoint is None:
+            return None
+        self.tables_built += 1
+        return Path(self.checkpoint).with_name(f"{Path(self.checkpoint).name}.table{self.tables_built}.npy")
 
     def train(self, name: str, module: nn.Module, cfg: OptimConfig, n_items: int, make_batches: Callable,
               forward_fn: Callable[[object], Features], loss_fn: Callable, **kwargs) -> dict[str, float]:
