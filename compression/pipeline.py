@@ -23,6 +23,7 @@ from compression.checkpoint import (
     TEACHER_CONFIG,
     TEACHER_WEIGHTS,
     atomic_write_json,
+    link_or_save,
     load_weights,
     read_json,
     save_student,
@@ -314,8 +315,9 @@ def _run(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool, progress
         student, run_dir,
         {"preprocess": student_pre.to_dict(), "tokenizer": {"kind": "open_clip", "model": teacher_name, "context_length": context_length},
          "teacher": teacher_name, "metrics": metrics["retrieval"].get("student")},
+        written=run_dir / state.student_file if state.student_file else None,
     )
-    save_weights(teacher, run_dir / TEACHER_WEIGHTS)
+    link_or_save(teacher, run_dir / state.teacher_file if state.teacher_file else None, run_dir / TEACHER_WEIGHTS)
     atomic_write_json(
         run_dir / TEACHER_CONFIG,
         {"model": teacher_name, "pretrained": cfg.teacher.pretrained, "model_config": open_clip.get_model_config(teacher_name),

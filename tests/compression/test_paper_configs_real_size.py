@@ -78,7 +78,7 @@ def local_weights(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("config, text_layers", [("paper-vitb32-vits16-text6", 6), ("paper-vitb32-vits16-text4", 4)])
-def test_paper_config_runs_every_phase_at_real_size(config, text_layers, local_weights, tmp_path, monkeypatch, capsys):
+def test_paper_config_runs_every_phase_at_real_size(config, text_layers, local_weights, tmp_path, monkeypatch, capsys, caplog):
     teacher_file, student_file = local_weights
     monkeypatch.setattr(open_clip.factory, "download_pretrained", lambda cfg, **kw: str(teacher_file))
     overrides = write_data(tmp_path) + SMALL_RUN + [f"student.image_pretrained={student_file}"]
@@ -86,6 +86,8 @@ def test_paper_config_runs_every_phase_at_real_size(config, text_layers, local_w
     for o in overrides:
         args += ["--set", o]
     assert main(args) == 0, capsys.readouterr().err
+    # the teacher is built once, with its weights (no 151M-parameter probe logging "No pretrained weights loaded")
+    assert not [r for r in caplog.records if "No pretrained weights loaded" in r.getMessage()]
     run_dir = tmp_path / "runs" / config
     cfg = load_config(config, overrides)
     state = json.loads((run_dir / "state.json").read_text())

@@ -177,3 +177,24 @@ def test_speed_timing_waits_for_the_device(monkeypatch):
     monkeypatch.setattr(report, "synchronize", lambda device: calls.append(device))
     rate = report._throughput(lambda x: x * 2, torch.ones(4, 3), iters=2)
     assert rate > 0 and len(calls) == 2
+
+
+def test_final_weights_are_not_written_twice(tiny_run):
+    """The run directory's student and teacher weights are the last phases' files, linked, not a second copy
+    (a ViT-B/32 teacher is 600 MB a copy)."""
+    _, root, _ = tiny_run
+    run_dir = root / "runs" / "tiny"
+    state = json.loads((run_dir / "state.json").read_text())
+    assert (run_dir / "student.safetensors").samefile(run_dir / state["student_file"])
+    assert (run_dir / "teacher.safetensors").samefile(run_dir / state["teacher_file"])
+
+
+def test_disk_size_is_measured_without_writing_a_file(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    model = nn.Linear(100, 10)
+    size = report.disk_mb(model)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "m.safetensors"))
+    assert size == (tmp_path / "m.safetensors").stat().st_size / 1e6
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
