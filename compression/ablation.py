@@ -25,18 +25,24 @@ logger = logging.getLogger(__name__)
 STAGE1 = ["stage1-image", "stage1-text"]
 TEACHER_FT = ["teacher-ft-image", "teacher-ft-text"]
 
-# name -> (config overrides, phases reused from the full run)
+# name -> (config overrides, phases reused from the full run), as the paper defines its ablations:
+# "w/o KD" drops both distillation terms of stage 2 (the matching KD and the stage-1 contrastive term);
+# "w/o sequential" trains the two student towers jointly, the teacher's fine-tuning unchanged;
+# "text = teacher's" is the paper's image-encoder comparison: the student image tower trained against
+# the fine-tuned teacher's whole text tower, which is kept (its stage 1 runs again: the shared stage-1
+# checkpoint holds a student with the cut text tower).
 VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     "full recipe": ([], []),
     "w/o stage 1": (["stage1.enabled=false"], TEACHER_FT),
-    "w/o KD": (["stage2.kd_weight=0"], STAGE1 + TEACHER_FT),
+    "w/o KD": (["stage2.kd_weight=0", "stage2.distill_weight=0"], STAGE1 + TEACHER_FT),
     "w/o HN": (["stage2.hard_negatives=0"], STAGE1 + TEACHER_FT),
-    "w/o sequential": (["stage2.sequential=false"], STAGE1),
+    "w/o sequential": (["stage2.sequential=false"], STAGE1 + TEACHER_FT),
+    "text = teacher's": (["student.train_text=false"], []),
 }
 
 
 def slug(name: str) -> str:
-    return name.replace("w/o ", "wo-").replace(" ", "-")
+    return name.replace("w/o ", "wo-").replace(" = ", "-is-").replace("'", "").replace(" ", "-")
 
 
 def seed_from_full(full_dir: Path, variant_dir: Path, digest: str, shared: list[str]) -> None:

@@ -80,6 +80,23 @@ def save_weights(module: nn.Module, path: Path) -> None:
         raise
 
 
+def link_or_save(module: nn.Module, written: Path | None, path: Path) -> None:
+    """``save_weights(module, path)``, or a hard link to ``written`` when that file already holds exactly
+    these weights (a phase's result): no second copy of a 600 MB teacher written, nothing half-written."""
+    path = Path(path)
+    if written is None or not Path(written).is_file():
+        save_weights(module, path)
+        return
+    tmp = path.with_name(f".{path.name}.link")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(written, tmp)
+    except OSError:  # a filesystem without hard links
+        save_weights(module, path)
+        return
+    os.replace(tmp, path)
+
+
 def load_weights(module: nn.Module, path: Path) -> None:
     """Load safetensors into ``module`` strictly; mismatches raise CheckpointError naming the file."""
     path = Path(path)
@@ -111,9 +128,10 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
         raise CheckpointError(f"{what} {path} is not valid JSON: {e}") from e
 
 
-def save_student(student: nn.Module, run_dir: Path, extra: dict[str, Any]) -> None:
-    """run_dir/student.safetensors + run_dir/student.json (spec, preprocess, tokenizer, ...)."""
-    save_weights(student, Path(run_dir) / STUDENT_WEIGHTS)
+def save_student(student: nn.Module, run_dir: Path, extra: dict[str, Any], written: Path | None = None) -> None:
+    """run_dir/student.safetensors + run_dir/student.json (spec, preprocess, tokenizer, ...).
+    ``written``: a file that already holds these weights (linked instead of written again)."""
+    link_or_save(student, written, Path(run_dir) / STUDENT_WEIGHTS)
     atomic_write_json(Path(run_dir) / STUDENT_CONFIG, {"format_version": FORMAT_VERSION, "spec": student.spec, **extra})
 
 

@@ -55,6 +55,7 @@ class OptimConfig:
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup_steps: int = 30
+    min_lr_ratio: float = 0.1  # the cosine decays from lr to min_lr_ratio * lr (0: to zero)
     accum_steps: int = 1  # gradient accumulation: batch_size is the global batch, run in this many micro-batches
 
 
@@ -71,9 +72,10 @@ class TeacherConfig:
 class StudentConfig:
     image_backbone: str = "vit_tiny_patch16_224"  # any timm model name
     image_backbone_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to timm.create_model
-    image_pretrained: bool = False  # load timm's pretrained weights for the backbone
+    image_pretrained: bool | str = False  # timm's pretrained weights for the backbone (true), or a local weights file
     text_layers: int = 4  # how many teacher text transformer layers the student keeps
     text_layer_ids: list[int] | None = None  # explicit layer ids; None: evenly spaced, first and last kept
+    train_text: bool = True  # false: the paper's image-encoder ablation: the text tower is the (fine-tuned) teacher's, untrained
 
 
 @dataclass
@@ -86,12 +88,16 @@ class Stage1Config:
 
 @dataclass
 class Stage2Config:
-    sequential: bool = True  # ablation "w/o sequential": towers trained jointly
+    sequential: bool = True  # ablation "w/o sequential": the student towers trained jointly
     finetune_teacher: bool = True  # fine-tune the teacher towers before distilling
+    teacher_sequential: bool = True  # fine-tune the teacher's towers one at a time (false: jointly)
+    epoch_over: str = "images"  # "images": an epoch is every image once with one of its captions; "captions": every pair once
+    select_best: bool = True  # keep the epoch with the best validation RSUM of each student phase (the paper's selection)
     teacher: OptimConfig = field(default_factory=lambda: OptimConfig(epochs=3, lr=2e-4))
     student_image: OptimConfig = field(default_factory=OptimConfig)
     student_text: OptimConfig = field(default_factory=OptimConfig)
     infonce_weight: float = 1.0
+    infonce_direction_weight: float = 0.5  # weight of each direction (i->t, t->i): 0.5 = their mean, 1.0 = their sum (MoTIS eq. 1)
     kd_weight: float = 1.0  # KL(teacher matching || student's); 0 is the ablation "w/o KD"
     kd_temperature: float = 1.0  # divides both logits before the softmax of the KD term
     distill_weight: float = 1.0  # the stage-1 contrastive distillation term, kept in stage 2
@@ -106,6 +112,7 @@ class EvalConfig:
     batch_size: int = 256
     speed_batch_size: int = 64  # batch used to time encoders side by side
     speed_iters: int = 10
+    fold_size: int = 1000  # also report recall averaged over folds of this many test images (COCO 1K: 5 folds of 5K)
 
 
 @dataclass
@@ -274,6 +281,12 @@ def validate(cfg: RunConfig) -> None:
     if not cfg.eval.ks or any(k < 1 for k in cfg.eval.ks):
         raise ConfigError(f"eval.ks: must be positive integers, got {cfg.eval.ks}")
     s2 = cfg.stage2
+    if s2.epoch_over not in ("images", "captions"):
+        raise ConfigError(f"stage2.epoch_over: expected 'images' or 'captions', got {s2.epoch_over!r}")
+    if s2.infonce_direction_weight <= 0:
+        raise ConfigError(f"stage2.infonce_direction_weight: must be > 0, got {s2.infonce_direction_weight}")
+    if cfg.eval.fold_size < 1:
+        raise ConfigError(f"eval.fold_size: must be >= 1, got {cfg.eval.fold_size}")
     for name in ("infonce_weight", "kd_weight", "distill_weight"):
         if getattr(s2, name) < 0:
             raise ConfigError(f"stage2.{name}: must be >= 0, got {getattr(s2, name)}")
@@ -292,6 +305,8 @@ def validate(cfg: RunConfig) -> None:
     ):
         if opt.batch_size < 2:
             raise ConfigError(f"{key}.batch_size: contrastive losses need >= 2, got {opt.batch_size}")
+        if not 0 <= opt.min_lr_ratio <= 1:
+            raise ConfigError(f"{key}.min_lr_ratio: must be in [0, 1], got {opt.min_lr_ratio}")
         if opt.epochs < 0 or opt.lr <= 0:
             raise ConfigError(f"{key}: epochs must be >= 0 and lr > 0, got {opt.epochs}, {opt.lr}")
         if opt.accum_steps < 1 or opt.batch_size < 2 * opt.accum_steps:

@@ -51,3 +51,25 @@ def recall_at_k(
         out[f"i2t_R@{k}"] = 100.0 * (i2t < k).float().mean().item()
     out["rsum"] = sum(v for key, v in out.items() if "R@" in key)
     return out
+
+
+def recall_over_folds(
+    image_emb: torch.Tensor, text_emb: torch.Tensor, text_owner: torch.Tensor | np.ndarray, ks: Sequence[int], fold_size: int
+) -> dict[str, float]:
+    """recall_at_k averaged over consecutive folds of ``fold_size`` images and their captions.
+
+    COCO's "1K test" is the 5K Karpathy test split in 5 folds of 1000 images, each searched on its
+    own, the recalls averaged. Images past the last whole fold are left out (none for COCO's 5K).
+    """
+    owner = torch.as_tensor(text_owner, dtype=torch.long)
+    n_folds = image_emb.shape[0] // fold_size
+    if n_folds < 1:
+        raise ValueError(f"{image_emb.shape[0]} images make no fold of {fold_size}")
+    per_fold = []
+    for f in range(n_folds):
+        lo, hi = f * fold_size, (f + 1) * fold_size
+        mine = (owner >= lo) & (owner < hi)
+        per_fold.append(recall_at_k(image_emb[lo:hi], text_emb[mine], owner[mine] - lo, ks))
+    out = {k: sum(r[k] for r in per_fold) / n_folds for k in per_fold[0]}
+    out["n_folds"] = float(n_folds)
+    return out

@@ -23,12 +23,14 @@ def info_nce_loss(
     logit_scale: torch.Tensor | float,
     hard_texts: torch.Tensor | None = None,
     hard_images: torch.Tensor | None = None,
+    direction_weight: float = 0.5,
 ) -> torch.Tensor:
     """Symmetric CLIP InfoNCE over in-batch pairs, optionally with extra per-row hard negatives.
 
     image, text: (B, D) L2-normalised, row i of each is a positive pair.
     hard_texts: (B, K, D) extra negative texts for image i; hard_images: (B, K, D) for text i.
-    Each direction is the cross-entropy over [B in-batch candidates, K hard negatives].
+    Each direction is the cross-entropy over [B in-batch candidates, K hard negatives]; the loss is
+    ``direction_weight * (i2t + t2i)``: 0.5 is their mean (CLIP, open_clip), 1.0 their sum (MoTIS eq. 1).
     """
     logits = logit_scale * image @ text.T  # (B, B)
     targets = torch.arange(image.shape[0], device=image.device)
@@ -37,7 +39,7 @@ def info_nce_loss(
         i2t = torch.cat([i2t, logit_scale * torch.einsum("bd,bkd->bk", image, hard_texts)], dim=1)
     if hard_images is not None and hard_images.shape[1] > 0:
         t2i = torch.cat([t2i, logit_scale * torch.einsum("bd,bkd->bk", text, hard_images)], dim=1)
-    return (F.cross_entropy(i2t, targets) + F.cross_entropy(t2i, targets)) / 2
+    return direction_weight * (F.cross_entropy(i2t, targets) + F.cross_entropy(t2i, targets))
 
 
 def matching_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -68,6 +70,7 @@ class DistillClipLoss(nn.Module):
         distill_weight: float = 1.0,
         kd_temperature: float = 1.0,
         distill_temperature: float = 0.05,
+        infonce_direction_weight: float = 0.5,
     ):
         super().__init__()
         self.infonce_weight = infonce_weight
@@ -75,6 +78,7 @@ class DistillClipLoss(nn.Module):
         self.distill_weight = distill_weight
         self.kd_temperature = kd_temperature
         self.distill_temperature = distill_temperature
+        self.infonce_direction_weight = infonce_direction_weight
 
     def forward(
         self,
@@ -92,7 +96,9 @@ class DistillClipLoss(nn.Module):
         "image", "text" or "both"; the distillation term applies to those towers only."""
         out: dict[str, torch.Tensor] = {}
         if self.infonce_weight > 0:
-            out["infonce_loss"] = self.infonce_weight * info_nce_loss(image, text, logit_scale, hard_texts, hard_images)
+            out["infonce_loss"] = self.infonce_weight * info_nce_loss(
+                image, text, logit_scale, hard_texts, hard_images, self.infonce_direction_weight
+            )
         if self.kd_weight > 0:
             s_logits = logit_scale * image @ text.T
             t_logits = teacher_logit_scale * teacher_image @ teacher_text.T

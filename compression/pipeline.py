@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from compression.checkpoint import (
     TEACHER_CONFIG,
     TEACHER_WEIGHTS,
     atomic_write_json,
+    link_or_save,
     load_weights,
     read_json,
     save_student,
@@ -33,13 +35,14 @@ from compression.data.loading import Datasets, load_datasets
 from compression.data.transforms import image_transform
 from compression.distributed import Dist, init_distributed
 from compression.embedding import encode_images, encode_tokens, tokenize_all
-from compression.evaluate import recall_at_k
-from compression.models.student import StudentCLIP, count_parameters, create_student
+from compression.evaluate import recall_at_k, recall_over_folds
+from compression.models.student import StudentCLIP, StudentTextEncoder, backbone_preprocess, count_parameters, create_backbone, create_student
 from compression.models.teacher import (
     build_tokenizer,
     create_teacher,
     freeze,
-    teacher_preprocess,
+    resolve_teacher_name,
+    teacher_preprocess_from_config,
     text_encoder,
 )
 from compression.stages import PhaseContext, stage1_image, stage1_text, stage2_student, train_clip
@@ -66,10 +69,13 @@ def planned_phases(cfg: RunConfig) -> list[str]:
     """Phase names in order, as the config switches them on or off."""
     phases = []
     if cfg.stage1.enabled:
-        phases += ["stage1-image", "stage1-text"]
+        phases += ["stage1-image", "stage1-text"] if cfg.student.train_text else ["stage1-image"]
     if cfg.stage2.finetune_teacher:
-        phases += ["teacher-ft-image", "teacher-ft-text"] if cfg.stage2.sequential else ["teacher-ft-joint"]
-    phases += ["stage2-image", "stage2-text"] if cfg.stage2.sequential else ["stage2-joint"]
+        phases += ["teacher-ft-image", "teacher-ft-text"] if cfg.stage2.teacher_sequential else ["teacher-ft-joint"]
+    if not cfg.student.train_text:
+        phases += ["stage2-image"]
+    else:
+        phases += ["stage2-image", "stage2-text"] if cfg.stage2.sequential else ["stage2-joint"]
     return phases
 
 
@@ -100,10 +106,11 @@ def teacher_cache_dir(cfg: RunConfig, cache_dir: Path) -> Path:
     return Path(cache_dir) / "teachers" / f"{cfg.teacher.model}-{key}"
 
 
-def get_teacher(cfg: RunConfig, data: Datasets, ctx_base: dict, cache_dir: Path) -> tuple[nn.Module, dict]:
-    """The teacher before any fine-tuning: pretrained weights, or trained from scratch once and cached."""
-    teacher = create_teacher(cfg.teacher.model, cfg.teacher.pretrained).to(ctx_base["device"])
-    info: dict[str, Any] = {"model": cfg.teacher.model, "pretrained": cfg.teacher.pretrained}
+def get_teacher(cfg: RunConfig, teacher: nn.Module, data: Datasets, ctx_base: dict, cache_dir: Path) -> tuple[nn.Module, dict]:
+    """The teacher before any fine-tuning: ``teacher`` as created (pretrained weights), or trained
+    from scratch once and cached."""
+    teacher = teacher.to(ctx_base["device"])
+    info: dict[str, Any] = {"model": resolve_teacher_name(cfg.teacher.model, cfg.teacher.pretrained), "pretrained": cfg.teacher.pretrained}
     if cfg.teacher.pretrained is None:
         folder = teacher_cache_dir(cfg, cache_dir)
         weights = folder / TEACHER_WEIGHTS
@@ -126,13 +133,24 @@ def get_teacher(cfg: RunConfig, data: Datasets, ctx_base: dict, cache_dir: Path)
 
 
 @torch.no_grad()
-def evaluate_model(model: nn.Module, split: CaptionedImages, ctx: PhaseContext, ks: list[int], batch_size: int) -> dict[str, float]:
-    """recall@K both ways + RSUM of any model with encode_image / encode_text (texts at actual length)."""
+def evaluate_model(
+    model: nn.Module, split: CaptionedImages, ctx: PhaseContext, ks: list[int], batch_size: int,
+    transform: Callable | None = None, fold_size: int | None = None,
+) -> dict[str, float]:
+    """recall@K both ways + RSUM of any model with encode_image / encode_text (texts at actual length).
+
+    ``transform``: the model's image preprocessing (default: the teacher's, ``ctx.transform``).
+    ``fold_size``: when the split holds at least two folds of that many images, the result gains
+    ``folds`` = the recall averaged over consecutive folds (COCO's 1K protocol on its 5K test split).
+    """
     model.eval()
     texts, owner = split.flat_captions()
-    img = encode_images(model.encode_image, split.images, ctx.transform, batch_size, ctx.device, ctx.num_workers)
+    img = encode_images(model.encode_image, split.images, transform or ctx.transform, batch_size, ctx.device, ctx.num_workers)
     txt = encode_tokens(text_encoder(model), tokenize_all(ctx.tokenizer, texts), batch_size, ctx.device)
-    return recall_at_k(img, txt, owner, ks)
+    out: dict[str, Any] = recall_at_k(img, txt, owner, ks)
+    if fold_size and len(split) >= 2 * fold_size:
+        out["folds"] = recall_over_folds(img, txt, owner, ks, fold_size)
+    return out
 
 
 def run_pipeline(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -173,6 +191,13 @@ def _run(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool, progress
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     progress = progress and main
+    teacher_name = resolve_teacher_name(cfg.teacher.model, cfg.teacher.pretrained)
+    s = cfg.student
+    teacher = None
+    if cfg.teacher.pretrained is not None:  # weights first: weights that cannot be had fail in seconds, before the data is read
+        teacher = create_teacher(cfg.teacher.model, cfg.teacher.pretrained)
+        if s.image_pretrained:
+            create_backbone(s.image_backbone, s.image_pretrained, s.image_backbone_kwargs)
     t0 = time.time()
     if not main:  # rank 0 generates (or checks) the cached data first; the others then read it
         dist.barrier()
@@ -184,28 +209,35 @@ def _run(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool, progress
         len(data.train), sum(map(len, data.train.captions)), len(data.test), sum(map(len, data.test.captions)),
         len(data.unpaired_images), len(data.unpaired_texts), time.time() - t0,
     )
-    tokenizer_probe = create_teacher(cfg.teacher.model, None)
-    pre = teacher_preprocess(tokenizer_probe)
-    context_length = tokenizer_probe.positional_embedding.shape[0]
-    del tokenizer_probe
-    tokenizer = build_tokenizer(cfg.teacher.model, context_length)
+    pre, context_length = teacher_preprocess_from_config(teacher_name, cfg.teacher.pretrained)
+    tokenizer = build_tokenizer(teacher_name, context_length)
     ctx_base = {
         "transform": image_transform(pre), "tokenizer": tokenizer, "device": device, "seed": cfg.seed,
         "num_workers": cfg.num_workers, "progress": progress, "dist": dist, "precision": cfg.precision,
     }
-    ctx_eval = PhaseContext(checkpoint=None, **ctx_base)
-    ks, bs = cfg.eval.ks, cfg.eval.batch_size
+    ks, bs, folds = cfg.eval.ks, cfg.eval.batch_size, cfg.eval.fold_size
 
+    if teacher is None:
+        # A from-scratch teacher starts from the second random draw after the seed: the offline numbers in the
+        # README were made so (a first model used to be built to read the preprocessing), and they reproduce.
+        create_teacher(cfg.teacher.model, None)
+        teacher = create_teacher(cfg.teacher.model, None)
     t0 = time.time()
-    teacher, teacher_info = get_teacher(cfg, data, ctx_base, cache_dir)
+    teacher, teacher_info = get_teacher(cfg, teacher, data, ctx_base, cache_dir)
     state.seconds.setdefault("teacher-pretrain", time.time() - t0)
-    s = cfg.student
     torch.manual_seed(cfg.seed)  # the same student init whether the teacher was trained now or read from cache
-    student = create_student(teacher, s.image_backbone, s.text_layers, s.image_pretrained, s.image_backbone_kwargs, s.text_layer_ids).to(device)
+    text_layers, layer_ids = (s.text_layers, s.text_layer_ids) if s.train_text else (len(teacher.transformer.resblocks), None)
+    student = create_student(teacher, s.image_backbone, text_layers, s.image_pretrained, s.image_backbone_kwargs, layer_ids).to(device)
+    # each tower gets its own backbone's preprocessing: pretrained student weights expect theirs (e.g. mean = std
+    # = 0.5 for the ImageNet-21k ViTs); a student trained from random weights shares the teacher's
+    student_pre = backbone_preprocess(student.visual.backbone, s.image_backbone_kwargs) if s.image_pretrained else pre
+    ctx_base["student_transform"] = image_transform(student_pre)
+    ctx_eval = PhaseContext(checkpoint=None, **ctx_base)
+    student_tf = ctx_eval.student_images()
 
     if "teacher_zero_shot" not in state.metrics and main:
-        state.metrics["teacher_zero_shot"] = evaluate_model(teacher, data.test, ctx_eval, ks, batch_size=bs)
-        state.metrics["student_untrained"] = evaluate_model(student, data.test, ctx_eval, ks, batch_size=bs)
+        state.metrics["teacher_zero_shot"] = evaluate_model(teacher, data.test, ctx_eval, ks, bs, fold_size=folds)
+        state.metrics["student_untrained"] = evaluate_model(student, data.test, ctx_eval, ks, bs, student_tf, folds)
         state.save(state_path)
     dist.barrier()
     if state.teacher_file:
@@ -218,6 +250,8 @@ def _run(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool, progress
             continue
         ctx = PhaseContext(checkpoint=run_dir / "checkpoints" / f"{phase}.partial.pt", **ctx_base)
         start = time.time()
+        if phase.startswith("stage2-") and not s.train_text:  # text fixed: the fine-tuned teacher's whole text tower
+            student.text.load_state_dict(StudentTextEncoder.from_teacher(teacher, student.text.arch["layer_ids"]).state_dict())
         logger.info("phase %s", phase)
         if phase == "stage1-image":
             losses = stage1_image(student, teacher, data.unpaired_images, cfg.stage1.image, cfg.stage1.temperature, ctx)
@@ -225,11 +259,12 @@ def _run(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool, progress
             losses = stage1_text(student, teacher, data.unpaired_texts, cfg.stage1.text, cfg.stage1.temperature, ctx)
         elif phase.startswith("teacher-ft-"):
             towers = phase.removeprefix("teacher-ft-").replace("joint", "both")
-            losses = train_clip(phase, teacher, data.train, towers, cfg.stage2.teacher, ctx)
+            losses = train_clip(phase, teacher, data.train, towers, cfg.stage2.teacher, ctx,
+                                cfg.stage2.epoch_over, cfg.stage2.infonce_direction_weight)
         else:
             towers = phase.removeprefix("stage2-").replace("joint", "both")
             opt = cfg.stage2.student_text if towers == "text" else cfg.stage2.student_image
-            losses = stage2_student(phase, student, teacher, data.train, towers, opt, cfg.stage2, cfg.stage1.temperature, ctx)
+            losses = stage2_student(phase, student, teacher, data.train, towers, opt, cfg.stage2, cfg.stage1.temperature, ctx, data.val)
         changed_teacher = phase.startswith("teacher-")
         out = f"checkpoints/{phase}.safetensors"
         state.done.append(phase)
@@ -256,9 +291,9 @@ def _run(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool, progress
     if not main:
         return {}
     if cfg.stage2.finetune_teacher and "teacher_finetuned" not in state.metrics:
-        state.metrics["teacher_finetuned"] = evaluate_model(teacher, data.test, ctx_eval, ks, batch_size=bs)
-    state.metrics["student"] = evaluate_model(student, data.test, ctx_eval, ks, batch_size=bs)
-    state.metrics["student_val"] = evaluate_model(student, data.val, ctx_eval, ks, batch_size=bs)
+        state.metrics["teacher_finetuned"] = evaluate_model(teacher, data.test, ctx_eval, ks, bs, fold_size=folds)
+    state.metrics["student"] = evaluate_model(student, data.test, ctx_eval, ks, bs, student_tf, folds)
+    state.metrics["student_val"] = evaluate_model(student, data.val, ctx_eval, ks, bs, student_tf)
     state.save(state_path)
 
     sizes = tower_sizes(teacher, student)
@@ -278,13 +313,14 @@ def _run(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool, progress
     }
     save_student(
         student, run_dir,
-        {"preprocess": pre.to_dict(), "tokenizer": {"kind": "open_clip", "model": cfg.teacher.model, "context_length": context_length},
-         "teacher": cfg.teacher.model, "metrics": metrics["retrieval"].get("student")},
+        {"preprocess": student_pre.to_dict(), "tokenizer": {"kind": "open_clip", "model": teacher_name, "context_length": context_length},
+         "teacher": teacher_name, "metrics": metrics["retrieval"].get("student")},
+        written=run_dir / state.student_file if state.student_file else None,
     )
-    save_weights(teacher, run_dir / TEACHER_WEIGHTS)
+    link_or_save(teacher, run_dir / state.teacher_file if state.teacher_file else None, run_dir / TEACHER_WEIGHTS)
     atomic_write_json(
         run_dir / TEACHER_CONFIG,
-        {"model": cfg.teacher.model, "pretrained": cfg.teacher.pretrained, "model_config": open_clip.get_model_config(cfg.teacher.model),
+        {"model": teacher_name, "pretrained": cfg.teacher.pretrained, "model_config": open_clip.get_model_config(teacher_name),
          "finetuned": cfg.stage2.finetune_teacher, "preprocess": pre.to_dict()},
     )
     atomic_write_json(run_dir / "metrics.json", metrics)

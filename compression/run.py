@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {e}", file=sys.stderr)
         return 2
     from compression.checkpoint import CheckpointError
+    from compression.data.captioned import ImageDecodeError
     from compression.data.readers import DataFormatError
     from compression.pipeline import RunDirError, run_pipeline
 
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         metrics = run_pipeline(cfg, run_dir, cache_dir, restart=args.restart, progress=not args.no_progress)
     except (RunDirError, DataFormatError, CheckpointError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ImageDecodeError as e:  # from a DataLoader worker the message carries the worker's traceback: keep its last line
+        line = [ln for ln in str(e).splitlines() if ln.strip()][-1].split("ImageDecodeError: ")[-1]
+        print(f"error: {line}; remove or replace the file, then run the same command again to resume", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\ninterrupted; run the same command again to resume from the last checkpoint in {run_dir}", file=sys.stderr)

@@ -24,8 +24,9 @@ CPU = torch.device("cpu")
 LossFn = Callable[[Features], dict[str, torch.Tensor]]
 
 
-def get_lr(step: int, total_steps: int, cfg: OptimConfig, min_ratio: float = 0.1) -> float:
-    """Linear warmup over ``cfg.warmup_steps``, then cosine decay to ``min_ratio * cfg.lr``."""
+def get_lr(step: int, total_steps: int, cfg: OptimConfig) -> float:
+    """Linear warmup over ``cfg.warmup_steps``, then cosine decay to ``cfg.min_lr_ratio * cfg.lr``."""
+    min_ratio = cfg.min_lr_ratio
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
@@ -93,6 +94,22 @@ def merge_micro(features: Features, cached: list[Features], j: int, last: bool) 
     return out
 
 
+def trainable_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The part of ``module.state_dict()`` a phase changes: parameters that require grad, and buffers
+    (CPU copies). Frozen weights are left out: they are the phase's starting weights, already on disk."""
+    trainable = {n for n, p in module.named_parameters() if p.requires_grad}
+    buffers = {n for n, _ in module.named_buffers()}
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items() if k in trainable or k in buffers}
+
+
+def load_trainable_state(module: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """Load a ``trainable_state`` back; keys the module does not have are an error naming ``where``."""
+    unexpected = sorted(set(state) - set(module.state_dict()))
+    if unexpected:
+        raise ValueError(f"{where} does not fit this phase's module: unexpected keys {unexpected[:3]}")
+    module.load_state_dict(state, strict=False)
+
+
 def make_optimizer(params: list[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
     """AdamW; weight decay only on matrices (not on norms, biases, scales), as in open_clip."""
     decay = [p for p in params if p.ndim >= 2]
@@ -126,6 +143,7 @@ def train_phase(
     dist: Dist = SINGLE,
     device: torch.device = CPU,
     precision: str = "fp32",
+    score_fn: Callable[[], float] | None = None,
 ) -> dict[str, float]:
     """Train the parameters of ``module`` that require grad for ``cfg.epochs`` epochs over ``n_items``.
 
@@ -140,10 +158,15 @@ def train_phase(
     cached, so every loss sees the whole global batch as negatives and the summed gradient is the
     gradient of the global-batch loss.
 
-    After every epoch rank 0 writes the module and optimizer state to ``checkpoint`` (atomically),
-    so a killed run resumes at the next epoch with the same data order it would have had (epoch RNGs
-    derive from ``seed``). Returns the mean of each loss term over the last epoch (the global loss,
-    the same on every rank).
+    ``score_fn`` (model selection): called after every epoch (on every rank), higher is better; the
+    weights of the best epoch are kept aside and put back at the end, and the result gains
+    ``val_score`` and ``selected_epoch`` (1-based).
+
+    After every epoch rank 0 writes the trained part of the module (``trainable_state``), the
+    optimizer state and the best epoch's weights (no optimizer state) to ``checkpoint``
+    (atomically), so a killed run resumes at the next epoch with the same data order it would have
+    had (epoch RNGs derive from ``seed``). Returns the mean of each loss term over the last epoch
+    (the global loss, the same on every rank).
     """
     params = [p for p in module.parameters() if p.requires_grad]
     if not params:
@@ -155,11 +178,13 @@ def train_phase(
     steps_per_epoch = len(batch_indices(n_items, cfg.batch_size, np.random.default_rng(0), min_size))
     total_steps = cfg.epochs * steps_per_epoch
     start_epoch, last = 0, {}
+    best: dict[str, Any] = {"score": -math.inf, "epoch": -1, "state": None}
     if checkpoint is not None and Path(checkpoint).is_file():
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        module.load_state_dict(state["module"])
+        load_trainable_state(module, state["module"], str(checkpoint))
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, last = state["epoch"] + 1, state.get("losses", {})
+        best = state.get("best") or best
         logger.info("%s: resuming after epoch %d from %s", name, state["epoch"] + 1, checkpoint)
     runner: nn.Module = PhaseForward(module, forward_fn)
     if dist.enabled:
@@ -226,10 +251,22 @@ def train_phase(
         last = {k: v / max(1, n_steps) for k, v in sums.items()}
         if dist.is_main:
             logger.info("%s epoch %d/%d: %s", name, epoch + 1, cfg.epochs, " ".join(f"{k}={v:.4f}" for k, v in last.items()))
+        if score_fn is not None:
+            module.eval()
+            score = float(score_fn())
+            module.train()
+            if score > best["score"]:
+                best = {"score": score, "epoch": epoch, "state": trainable_state(module)}
+            if dist.is_main:
+                logger.info("%s epoch %d: validation score %.2f (best %.2f at epoch %d)", name, epoch + 1, score, best["score"], best["epoch"] + 1)
         if checkpoint is not None and dist.is_main:
             atomic_torch_save(
-                {"module": module.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "losses": last},
+                {"module": trainable_state(module), "optimizer": optimizer.state_dict(), "epoch": epoch, "losses": last,
+                 "best": best if score_fn is not None else None},
                 checkpoint,
             )
+    if score_fn is not None and best["state"] is not None:
+        load_trainable_state(module, best["state"], f"{name}: best epoch")
+        last = {**last, "val_score": best["score"], "selected_epoch": float(best["epoch"] + 1)}
     module.eval()
     return last

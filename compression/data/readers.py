@@ -10,9 +10,13 @@ one summary ``logger.warning``, instead of crashing a DataLoader worker hours in
 * the check reads only the header (``Image.open`` does not decode pixels), so it stays cheap for
   COCO's 123k images; it runs on a small thread pool, with a progress bar past ~1000 files.
 
-What the header check cannot see: a file whose header is fine but whose pixel data is truncated
-or corrupt passes here, and :meth:`FileImages.load` raises :class:`ImageDecodeError` naming the
-file when it is decoded. That is accepted: finding those would mean decoding every image.
+* a JPEG or PNG cut short (an interrupted download: the header is intact, the end is missing) is
+  found by its last bytes (JPEG's end-of-image marker, PNG's IEND chunk) and counted as
+  "truncated image"; one seek and one small read per file.
+
+What these checks cannot see: pixel data corrupt in the middle of a file that ends properly passes
+here, and :meth:`FileImages.load` raises :class:`ImageDecodeError` naming the file when it is
+decoded. That is accepted: finding those would mean decoding every image.
 
 A missing or malformed top-level file (not found, not JSON, wrong structure, missing key, no tab
 in a TSV, undecodable UTF-8) raises :class:`DataFormatError`, whose message names the file and
@@ -34,6 +38,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from compression.data.captioned import CaptionedImages, FileImages, SkipReport
+from compression.data.check_cache import cached_checks
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +48,18 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 MISSING_IMAGE = "missing image file"
 EMPTY_IMAGE = "empty image file"
 UNREADABLE_IMAGE = "unreadable image"
+TRUNCATED_IMAGE = "truncated image"
 EMPTY_CAPTION = "empty caption"
 NO_CAPTIONS = "image with no captions"
 MALFORMED_LINE = "malformed line"
 
 _CHECK_THREADS = 8
 _PROGRESS_MIN_FILES = 1000
+
+# Where a complete file of a format ends: the marker must be in its last _TAIL_BYTES (JPEGs may carry a
+# little padding after their end-of-image marker).
+_END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}
+_TAIL_BYTES = 1024
 
 # Header lines a pairs TSV may start with: (first column, second column), lower-cased.
 _TSV_PATH_HEADERS = {"image", "image_path", "filepath", "filename", "file", "path"}
@@ -82,11 +93,13 @@ def _check_image(path: Path) -> str | None:
     try:
         with Image.open(path) as im:
             width, height = im.size
-            known = im.format is not None
+            fmt = im.format
     except Exception:  # noqa: BLE001 - see docstring
         return UNREADABLE_IMAGE
-    if not known or width <= 0 or height <= 0:
+    if fmt is None or width <= 0 or height <= 0:
         return UNREADABLE_IMAGE
+    if fmt in _END_MARKERS and not _ends_complete(path, st.st_size, _END_MARKERS[fmt]):
+        return TRUNCATED_IMAGE
     # Image.open raises only above 2x MAX_IMAGE_PIXELS (and warns above 1x); skip anything above 1x.
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and width * height > limit:
@@ -94,8 +107,23 @@ def _check_image(path: Path) -> str | None:
     return None
 
 
-def _check_images(paths: Sequence[Path], desc: str) -> list[str | None]:
-    """``_check_image`` over ``paths`` on a thread pool; results in the order of ``paths``."""
+def _ends_complete(path: Path, size: int, marker: bytes) -> bool:
+    """Whether ``marker`` (the format's end) is in the file's last bytes."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, size - _TAIL_BYTES))
+            return marker in f.read(_TAIL_BYTES)
+    except OSError:
+        return False
+
+
+def _check_images(paths: Sequence[Path], desc: str, cache_dir: Path | None = None) -> list[str | None]:
+    """``_check_image`` over ``paths`` on a thread pool; results in the order of ``paths``; remembered
+    under ``cache_dir`` when given (see compression.data.check_cache)."""
+    return cached_checks(paths, lambda ps: _check_images_now(ps, desc), cache_dir)
+
+
+def _check_images_now(paths: Sequence[Path], desc: str) -> list[str | None]:
     if not paths:
         return []
     if len(paths) == 1:
@@ -188,7 +216,7 @@ def _sentence_text(sentence: Any, where: str, json_path: Path) -> str:
 
 
 def read_karpathy(
-    json_path: str | Path, image_root: str | Path | None, splits: Sequence[str]
+    json_path: str | Path, image_root: str | Path | None, splits: Sequence[str], check_cache: Path | None = None
 ) -> CaptionedImages:
     """Images of the given ``splits`` from a Karpathy-split JSON (``dataset_coco.json``,
     ``dataset_flickr30k.json``).
@@ -266,7 +294,7 @@ def read_karpathy(
             f"{json_path}: no images with split in {wanted} (splits present: {sorted(present_splits)})"
         )
     paths = [root / n for n in names]
-    checks = _check_images(paths, desc=f"checking {json_path.name}")
+    checks = _check_images(paths, desc=f"checking {json_path.name}", cache_dir=check_cache)
     keep = []
     for k, (path, reason) in enumerate(zip(paths, checks)):
         if reason is None:
@@ -285,7 +313,7 @@ def read_karpathy(
 # --------------------------------------------------------------------------- pairs TSV
 
 
-def read_pairs_tsv(path: str | Path, image_root: str | Path | None) -> CaptionedImages:
+def read_pairs_tsv(path: str | Path, image_root: str | Path | None, check_cache: Path | None = None) -> CaptionedImages:
     """Images with captions from a UTF-8 TSV of ``image_path<TAB>caption`` lines.
 
     Lines naming the same image (same path after normalisation) give one image with several
@@ -357,7 +385,7 @@ def read_pairs_tsv(path: str | Path, image_root: str | Path | None) -> Captioned
         else:
             report.add(NO_CAPTIONS, names[key])
     paths = [Path(k) for k in keys]
-    checks = _check_images(paths, desc=f"checking {path.name}")
+    checks = _check_images(paths, desc=f"checking {path.name}", cache_dir=check_cache)
     kept = []
     for key, p, reason in zip(keys, paths, checks):
         if reason is None:
@@ -376,7 +404,7 @@ def read_pairs_tsv(path: str | Path, image_root: str | Path | None) -> Captioned
 # --------------------------------------------------------------------------- image folder
 
 
-def read_image_folder(folder: str | Path, limit: int | None = None) -> FileImages:
+def read_image_folder(folder: str | Path, limit: int | None = None, check_cache: Path | None = None) -> FileImages:
     """All image files (``IMAGE_EXTENSIONS``, any case) under ``folder``, recursively, sorted by
     relative path.
 
@@ -411,7 +439,7 @@ def read_image_folder(folder: str | Path, limit: int | None = None) -> FileImage
         # Without a limit, one pass over everything; with one, batches just big enough to fill it.
         end = len(all_paths) if limit is None else start + max(limit - len(kept), 4 * _CHECK_THREADS)
         batch = all_paths[start:end]
-        for p, reason in zip(batch, _check_images(batch, desc=f"checking {folder.name or folder}")):
+        for p, reason in zip(batch, _check_images(batch, desc=f"checking {folder.name or folder}", cache_dir=check_cache)):
             if limit is not None and len(kept) >= limit:
                 break  # files past the limit are neither kept nor counted as skipped
             if reason is not None:

@@ -10,6 +10,17 @@ from torchvision import transforms as T
 from compression.models.teacher import Preprocess
 
 
+class ToRGB:
+    """PIL image -> RGB PIL image. A class, not a lambda: transforms must pickle for DataLoader workers
+    started with spawn (macOS, and Linux from Python 3.14 on)."""
+
+    def __call__(self, im: Image.Image) -> Image.Image:
+        return im.convert("RGB") if im.mode != "RGB" else im
+
+    def __repr__(self) -> str:
+        return "ToRGB()"
+
+
 def image_transform(pre: Preprocess) -> Callable[[Image.Image], torch.Tensor]:
     """PIL image -> (3, S, S) float tensor: open_clip's eval transform (resize shortest side, bicubic,
     center crop, RGB, ToTensor, Normalize). No random augmentation, so teacher embeddings of a
@@ -18,7 +29,7 @@ def image_transform(pre: Preprocess) -> Callable[[Image.Image], torch.Tensor]:
         [
             T.Resize(pre.image_size, interpolation=T.InterpolationMode.BICUBIC),
             T.CenterCrop(pre.image_size),
-            T.Lambda(lambda im: im.convert("RGB") if im.mode != "RGB" else im),
+            ToRGB(),
             T.ToTensor(),
             T.Normalize(mean=pre.mean, std=pre.std),
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from pathlib import Path
 from typing import Any
 
 import timm
@@ -11,6 +12,9 @@ import torch
 import torch.nn.functional as F
 from open_clip.transformer import LayerNorm, QuickGELU, ResidualAttentionBlock
 from torch import nn
+
+from compression.models.teacher import Preprocess
+from compression.models.weights import WeightsUnavailableError, weights_failure
 
 logger = logging.getLogger(__name__)
 
@@ -33,14 +37,44 @@ def build_causal_mask(length: int) -> torch.Tensor:
     return torch.full((length, length), float("-inf")).triu_(1)
 
 
+def create_backbone(backbone: str, pretrained: bool | str = False, backbone_kwargs: dict | None = None) -> nn.Module:
+    """``timm.create_model(backbone, num_classes=0)``; ``pretrained`` is False, True (timm's weights,
+    downloaded on first use) or a local weights file. Weights that cannot be had: WeightsUnavailableError."""
+    if backbone not in timm.list_models() and backbone not in timm.list_models(pretrained=True):
+        raise ValueError(f"unknown image backbone {backbone!r}; try one of timm.list_models('vit_*')")
+    kwargs = dict(backbone_kwargs or {})
+    if isinstance(pretrained, str):
+        if not Path(pretrained).is_file():
+            raise WeightsUnavailableError(f"student.image_pretrained: weights file {pretrained!r} not found")
+        kwargs["pretrained_cfg_overlay"] = {"file": pretrained}
+    try:
+        return timm.create_model(backbone, pretrained=bool(pretrained), num_classes=0, **kwargs)
+    except (OSError, RuntimeError, ValueError) as e:  # huggingface_hub's offline errors are OSErrors
+        if not pretrained:
+            raise
+        source = pretrained if isinstance(pretrained, str) else (timm.get_pretrained_cfg(backbone).hf_hub_id or backbone)
+        raise weights_failure(f"student image weights {backbone}", source, e,
+                              "--set student.image_pretrained=/path/to/model.safetensors") from None
+
+
+def backbone_preprocess(backbone: nn.Module, backbone_kwargs: dict | None = None) -> Preprocess:
+    """The preprocessing a timm backbone's pretrained weights expect (its ``pretrained_cfg``):
+    e.g. mean = std = 0.5 for the ImageNet-21k ViTs, ImageNet's for MobileNetV4. An ``img_size``
+    in ``backbone_kwargs`` (the model was built for it) wins over the weights' input size."""
+    cfg = getattr(backbone, "pretrained_cfg", None) or {}
+    if "mean" not in cfg or "input_size" not in cfg:
+        raise ValueError(f"backbone {type(backbone).__name__} has no pretrained_cfg with mean/std/input_size")
+    size = (backbone_kwargs or {}).get("img_size", cfg["input_size"][-1])
+    size = size[-1] if isinstance(size, (tuple, list)) else size
+    return Preprocess(image_size=int(size), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
+
+
 class StudentImageEncoder(nn.Module):
     """timm backbone (``num_classes=0``: pooled features) + linear projection to the joint space."""
 
-    def __init__(self, backbone: str, embed_dim: int, pretrained: bool = False, backbone_kwargs: dict | None = None):
+    def __init__(self, backbone: str, embed_dim: int, pretrained: bool | str = False, backbone_kwargs: dict | None = None):
         super().__init__()
-        if backbone not in timm.list_models() and backbone not in timm.list_models(pretrained=True):
-            raise ValueError(f"unknown image backbone {backbone!r}; try one of timm.list_models('vit_*')")
-        self.backbone = timm.create_model(backbone, pretrained=pretrained, num_classes=0, **(backbone_kwargs or {}))
+        self.backbone = create_backbone(backbone, pretrained, backbone_kwargs)
         # pooled width after any pre-logits head (e.g. MobileNetV3's conv_head), else num_features
         width = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
         self.proj = nn.Linear(width, embed_dim, bias=False)
@@ -170,7 +204,7 @@ def create_student(
     teacher: nn.Module,
     image_backbone: str,
     text_layers: int,
-    image_pretrained: bool = False,
+    image_pretrained: bool | str = False,
     image_backbone_kwargs: dict | None = None,
     text_layer_ids: list[int] | None = None,
 ) -> StudentCLIP:

@@ -9,6 +9,8 @@ import open_clip
 import torch
 from torch import nn
 
+from compression.models.weights import WeightsUnavailableError, weights_failure
+
 logger = logging.getLogger(__name__)
 
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent.parent / "model_configs"
@@ -36,8 +38,34 @@ class Preprocess:
         return {"image_size": self.image_size, "mean": list(self.mean), "std": list(self.std), "resize": self.resize}
 
 
+def resolve_teacher_name(model_name: str, pretrained: str | None) -> str:
+    """The open_clip model name that matches the weights: ``ViT-B-32`` + ``openai`` -> ``ViT-B-32-quickgelu``.
+
+    OpenAI's CLIP weights were trained with QuickGELU; open_clip's plain ``ViT-B-32`` config builds
+    nn.GELU and only warns when given them (open_clip issue #771). A pretrained tag whose config says
+    ``quick_gelu`` gets the ``-quickgelu`` architecture, so the teacher (and the student text tower
+    cut from it, and a teacher rebuilt later from its recorded name) computes what was trained.
+    """
+    register_model_configs()
+    if pretrained is None or model_name.endswith("-quickgelu"):
+        return model_name
+    tag_cfg = open_clip.get_pretrained_cfg(model_name, pretrained) or {}
+    if tag_cfg.get("quick_gelu", False) and not (open_clip.get_model_config(model_name) or {}).get("quick_gelu", False):
+        quick = f"{model_name}-quickgelu"
+        if quick not in open_clip.list_models():
+            raise ValueError(f"teacher {model_name!r} with {pretrained!r} weights needs QuickGELU but open_clip has no {quick!r}")
+        logger.debug("teacher: %s weights were trained with QuickGELU: using %s", pretrained, quick)
+        return quick
+    return model_name
+
+
 def create_teacher(model_name: str, pretrained: str | None = None) -> nn.Module:
-    """An open_clip CLIP; ``pretrained=None`` gives random weights (to be trained from scratch)."""
+    """An open_clip CLIP; ``pretrained=None`` gives random weights (to be trained from scratch).
+
+    ``pretrained`` is an open_clip tag (downloaded on first use) or a local weights file. The
+    architecture follows the weights (see ``resolve_teacher_name``). Weights that cannot be fetched
+    raise WeightsUnavailableError, one line saying how to pass a local file instead.
+    """
     register_model_configs()
     known = open_clip.list_models()
     if model_name not in known:
@@ -48,8 +76,18 @@ def create_teacher(model_name: str, pretrained: str | None = None) -> nn.Module:
     if pretrained is not None:
         tags = open_clip.list_pretrained_tags_by_model(model_name)
         if pretrained not in tags and not Path(pretrained).is_file():
-            raise ValueError(f"teacher {model_name!r} has no pretrained tag {pretrained!r}; known: {tags}")
-    model = open_clip.create_model(model_name, pretrained=pretrained, load_weights=pretrained is not None)
+            raise WeightsUnavailableError(
+                f"teacher.pretrained: {pretrained!r} is neither a pretrained tag of {model_name!r} ({tags}) nor a file"
+            )
+    name = resolve_teacher_name(model_name, pretrained)
+    try:
+        model = open_clip.create_model(name, pretrained=pretrained, load_weights=pretrained is not None)
+    except (RuntimeError, OSError) as e:
+        if pretrained is None or not (isinstance(e, OSError) or "Failed to download" in str(e) or Path(pretrained).is_file()):
+            raise
+        source = (open_clip.get_pretrained_cfg(model_name, pretrained) or {}).get("hf_hub") or pretrained
+        raise weights_failure(f"teacher weights {model_name}/{pretrained}", source, e,
+                              "--set teacher.pretrained=/path/to/open_clip_model.safetensors") from None
     if getattr(model, "text_pool_type", "argmax") != "argmax":
         raise ValueError(f"teacher {model_name!r}: only argmax (EOT) text pooling is supported")
     return model
@@ -63,6 +101,20 @@ def teacher_preprocess(model: nn.Module) -> Preprocess:
     mean = tuple(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN))
     std = tuple(cfg.get("std", open_clip.OPENAI_DATASET_STD))
     return Preprocess(image_size=size, mean=mean, std=std)
+
+
+def teacher_preprocess_from_config(model_name: str, pretrained: str | None) -> tuple[Preprocess, int]:
+    """(preprocessing, text context length) of a teacher, read from open_clip's configs without building it."""
+    register_model_configs()
+    cfg = open_clip.get_model_config(model_name)
+    if cfg is None:
+        raise ValueError(f"unknown teacher model {model_name!r}; try one of open_clip.list_models()")
+    size = cfg["vision_cfg"].get("image_size", 224)
+    size = size[0] if isinstance(size, (tuple, list)) else int(size)
+    tag = (open_clip.get_pretrained_cfg(model_name, pretrained) or {}) if pretrained else {}
+    mean = tuple(tag.get("mean", open_clip.OPENAI_DATASET_MEAN))
+    std = tuple(tag.get("std", open_clip.OPENAI_DATASET_STD))
+    return Preprocess(image_size=size, mean=mean, std=std), int(cfg["text_cfg"].get("context_length", 77))
 
 
 def build_tokenizer(model_name: str, context_length: int | None = None):

@@ -20,7 +20,7 @@ def test_every_bundled_config_is_valid(name):
 def test_paper_configs_are_the_paper_models():
     six = load_config("paper-vitb32-vits16-text6")
     four = load_config("paper-vitb32-vits16-text4")
-    assert (six.teacher.model, six.teacher.pretrained) == ("ViT-B-32", "openai")
+    assert (six.teacher.model, six.teacher.pretrained) == ("ViT-B-32-quickgelu", "openai")
     assert six.student.image_backbone.startswith("vit_small_patch16_224")
     assert (six.student.text_layers, four.student.text_layers) == (6, 4)
 
@@ -78,3 +78,29 @@ def test_files_source_needs_paths():
 def test_digest_changes_with_config():
     assert config_digest(load_config()) == config_digest(load_config())
     assert config_digest(load_config()) != config_digest(load_config(None, ["seed=1"]))
+
+
+def test_paper_configs_have_the_papers_values():
+    """MoTIS §4.1: stage 1 one epoch, batch 84; stage 2 five epochs, batch 96; both lr 3e-4, wd 0.1,
+    cosine with 10k warm-up steps; eq. 1 sums the two InfoNCE directions."""
+    for name in ("paper-vitb32-vits16-text6", "paper-vitb32-vits16-text4", "paper-vitb32-vits32-text6", "paper-vitb32-mnv4m-text6"):
+        cfg = load_config(name)
+        for opt in (cfg.stage1.image, cfg.stage1.text):
+            assert (opt.epochs, opt.batch_size, opt.lr, opt.weight_decay, opt.warmup_steps) == (1, 84, 3e-4, 0.1, 10000)
+        for opt in (cfg.stage2.student_image, cfg.stage2.student_text):
+            assert (opt.epochs, opt.batch_size, opt.lr, opt.weight_decay, opt.warmup_steps) == (5, 96, 3e-4, 0.1, 10000)
+        assert cfg.stage2.epoch_over == "captions" and cfg.stage2.infonce_direction_weight == 1.0
+        assert cfg.stage2.select_best and cfg.teacher.model == "ViT-B-32-quickgelu"
+        # with COCO's Karpathy train+restval (113,287 images, 566,747 captions) the warm-up fits in the run
+        # only when an epoch is over captions
+        steps = cfg.stage2.student_image.epochs * -(-566_747 // cfg.stage2.student_image.batch_size)
+        assert cfg.stage2.student_image.warmup_steps < steps
+        assert cfg.stage2.student_image.warmup_steps > cfg.stage2.student_image.epochs * -(-113_287 // 96)
+
+
+def test_faster_students_are_the_papers_recipe_with_another_backbone():
+    base = config_digest(load_config("paper-vitb32-vits16-text6").stage2)
+    for name, backbone in (("paper-vitb32-vits32-text6", "vit_small_patch32_224"), ("paper-vitb32-mnv4m-text6", "mobilenetv4_conv_medium")):
+        cfg = load_config(name)
+        assert cfg.student.image_backbone.startswith(backbone) and cfg.student.image_pretrained is True
+        assert config_digest(cfg.stage2) == base

@@ -187,3 +187,39 @@ def test_killed_worker_is_restarted_and_resumes_from_the_last_checkpoint(tmp_pat
     _, _, single = tiny_run
     final = records[0][-1]["metrics"]
     assert final["retrieval"]["student"]["rsum"] == pytest.approx(single["retrieval"]["student"]["rsum"], abs=1.0)
+
+
+def _gather_through_file(rank: int, port: int, folder: str) -> None:
+    """One of 2 Gloo ranks: encode a shard, gather the table through one file, report how it is held."""
+    import torch.distributed as td
+
+    from compression.embedding import encode_tokens
+
+    td.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    tokens = torch.arange(7 * 3).reshape(7, 3)
+    table = encode_tokens(lambda t: t.float(), tokens, batch_size=2, dist=Dist(rank, 2), table_file=Path(folder) / "t.npy")
+    maps = Path("/proc/self/maps").read_text()
+    result = {"table": table.tolist(), "mapped": str(Path(folder) / "t.npy") in maps, "file_left": (Path(folder) / "t.npy").exists()}
+    td.barrier()
+    Path(folder, f"rank{rank}.json").write_text(json.dumps(result))
+    td.destroy_process_group()
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/self/maps (Linux)")
+def test_distributed_tables_are_one_shared_file_not_a_copy_per_rank(tmp_path):
+    """A CC3M table is ~6 GB: gathered on the GPU and copied to each rank's RAM it cost 6 GB of GPU memory and
+    N x 6 GB of host memory. Now every rank maps the one file its rows were written to (then unlinked)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_gather_through_file, args=(port, str(tmp_path)), nprocs=2, join=True)
+    tokens = torch.arange(7 * 3).reshape(7, 3).float()
+    expected = torch.nn.functional.normalize(tokens, dim=-1)
+    for rank in (0, 1):
+        result = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        torch.testing.assert_close(torch.tensor(result["table"]), expected)
+        assert result["mapped"] and not result["file_left"]

@@ -50,3 +50,21 @@ def test_perfect_embeddings_give_full_recall():
     texts = torch.eye(4).repeat_interleave(2, 0)
     r = recall_at_k(images, texts, np.repeat(np.arange(4), 2), ks=(1,))
     assert r["t2i_R@1"] == 100.0 and r["i2t_R@1"] == 100.0 and r["rsum"] == 200.0
+
+
+def test_recall_over_folds_is_the_mean_of_each_fold_alone():
+    """COCO 1K: each fold of 1000 images is searched on its own (its own captions only), then averaged."""
+    from compression.evaluate import recall_over_folds
+
+    torch.manual_seed(0)
+    images = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    owner = np.repeat(np.arange(6), 2)
+    texts = torch.nn.functional.normalize(images[owner] + 0.9 * torch.randn(12, 8), dim=-1)
+    folds = recall_over_folds(images, texts, owner, [1, 2], fold_size=3)
+    first = recall_at_k(images[:3], texts[:6], owner[:6], [1, 2])
+    second = recall_at_k(images[3:], texts[6:], owner[6:] - 3, [1, 2])
+    for key in first:
+        assert folds[key] == pytest.approx((first[key] + second[key]) / 2)
+    assert folds["n_folds"] == 2
+    # searching a third of the pool is easier than searching all of it
+    assert folds["rsum"] >= recall_at_k(images, texts, owner, [1, 2])["rsum"]

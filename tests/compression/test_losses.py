@@ -74,3 +74,17 @@ def test_distill_clip_loss_terms_switch_off():
     torch.testing.assert_close(text_side["distill_loss"], contrastive_distillation_loss(e[1], e[3], 0.05))
     with pytest.raises(ValueError, match="weight 0"):
         DistillClipLoss(0.0, 0.0, 0.0)(e[0], e[1], torch.tensor(10.0), e[2], e[3], 10.0, trained="image")
+
+
+def test_info_nce_direction_weight_is_explicit():
+    """MoTIS eq. 1 sums the two directions; CLIP averages them. The weight says which."""
+    torch.manual_seed(0)
+    img, txt = F.normalize(torch.randn(4, 8), dim=-1), F.normalize(torch.randn(4, 8), dim=-1)
+    logits = 10 * img @ txt.T
+    targets = torch.arange(4)
+    both = F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)
+    torch.testing.assert_close(info_nce_loss(img, txt, 10.0, direction_weight=1.0), both)
+    torch.testing.assert_close(info_nce_loss(img, txt, 10.0), both / 2)
+    loss = DistillClipLoss(kd_weight=0, distill_weight=0, infonce_direction_weight=1.0)
+    out = loss(img, txt, torch.tensor(10.0), img, txt, 10.0, trained="image")
+    torch.testing.assert_close(out["infonce_loss"], both)

@@ -108,17 +108,29 @@ def test_check_image_between_one_and_two_times_max_pixels_is_unreadable(tmp_path
     assert readers._check_image(p) is None
 
 
-def test_truncated_jpeg_passes_header_check_but_load_names_file(tmp_path):
-    full = make_image(tmp_path / "full.jpg", size=(256, 256), color=(10, 200, 90))
+@pytest.mark.parametrize("name", ["trunc.jpg", "trunc.png"])
+def test_truncated_image_is_skipped_and_counted(tmp_path, name):
+    """An interrupted download keeps its header: the header check alone passed it, and the run died
+    at its first table build. Its missing end marker now skips it, counted as the readers count."""
+    full = make_image(tmp_path / f"full{Path(name).suffix}", size=(256, 256), color=(10, 200, 90))
+    Image.effect_noise((256, 256), 64).convert("RGB").save(full)  # noise: big enough to cut in half
     data = full.read_bytes()
-    trunc = tmp_path / "trunc.jpg"
+    trunc = tmp_path / "sub" / name
+    trunc.parent.mkdir()
     trunc.write_bytes(data[: len(data) // 2])
-    assert readers._check_image(trunc) is None
-    (tmp_path / "full.jpg").unlink()
+    assert readers._check_image(trunc) == "truncated image"
+    assert readers._check_image(full) is None
     images = read_image_folder(tmp_path)
-    assert images.paths == [trunc]
-    with pytest.raises(ImageDecodeError, match="trunc.jpg"):
-        images.load(0)
+    assert images.paths == [full]
+    assert images.skipped.counts == {"truncated image": 1}
+
+
+def test_corrupt_middle_with_intact_end_is_named_when_decoded(tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(png_header(64, 64))  # header and IEND intact, the pixel data missing
+    assert readers._check_image(bad) is None
+    with pytest.raises(ImageDecodeError, match="bad.png"):
+        FileImages([bad]).load(0)
 
 
 def test_many_files_use_pool_and_progress_keeps_order(tmp_path, monkeypatch):
@@ -479,3 +491,21 @@ def test_file_images_honour_exif_orientation(tmp_path):
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display upright
     im.save(tmp_path / "rotated.jpg", exif=exif)
     assert FileImages([tmp_path / "rotated.jpg"]).load(0).size == (20, 40)
+
+
+def test_image_checks_are_remembered_across_restarts(tmp_path, monkeypatch):
+    """A resumed run over millions of images must not open every header again; a changed file is re-checked."""
+    folder = tmp_path / "images"
+    for i in range(5):
+        make_image(folder / f"{i}.jpg")
+    (folder / "bad.jpg").write_bytes(b"not an image")
+    cache = tmp_path / "checks"
+    first = read_image_folder(folder, check_cache=cache)
+    opened = []
+    real = readers._check_image
+    monkeypatch.setattr(readers, "_check_image", lambda p: opened.append(p) or real(p))
+    again = read_image_folder(folder, check_cache=cache)
+    assert opened == [] and again.paths == first.paths and again.skipped.counts == {"unreadable image": 1}
+    make_image(folder / "bad.jpg")  # replaced by a good image: its size and mtime change
+    fixed = read_image_folder(folder, check_cache=cache)
+    assert len(opened) == 6 and len(fixed.paths) == 6
