@@ -5,7 +5,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-
 import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm

@@ -36,7 +36,14 @@ from compression.data.transforms import image_transform
 from compression.distributed import Dist, init_distributed
 from compression.embedding import encode_images, encode_tokens, tokenize_all
 from compression.evaluate import recall_at_k, recall_over_folds
-from compression.models.student import StudentCLIP, StudentTextEncoder, backbone_preprocess, count_parameters, create_backbone, create_student
+from compression.models.student import (
+    StudentCLIP,
+    StudentTextEncoder,
+    backbone_preprocess,
+    count_parameters,
+    create_backbone,
+    create_student,
+)
 from compression.models.teacher import (
     build_tokenizer,
     create_teacher,

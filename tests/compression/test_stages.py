@@ -18,7 +18,7 @@ def test_epoch_over_captions_is_every_pair_once():
     sampler = PairSampler(data, seed=0, over="captions")
     assert len(sampler) == 13
     images, captions = sampler.lookup(torch.arange(13))
-    texts, owner = data.flat_captions()
+    _texts, owner = data.flat_captions()
     assert sorted(captions.tolist()) == list(range(13))
     assert images.tolist() == owner[captions.numpy()].tolist()
 
