@@ -61,6 +61,10 @@ _PLUMBING = {"hash", "icon", "icons", "theme", "mimeicon", "magick", "clipart", 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 
+class MissingDictionaryError(FileNotFoundError):
+    """The English word list is not installed; names the file and the apt package."""
+
+
 class MetadataError(ValueError):
     """An SVG whose metadata cannot be read; names the file."""
 
@@ -100,7 +104,7 @@ def read_metadata(svg: Path, key: str) -> ClipArtMeta:
 def load_dictionary(path: Path = DICTIONARY) -> frozenset[str]:
     """Lower-cased English words, one per line (possessives dropped)."""
     if not path.is_file():
-        raise FileNotFoundError(f"English word list {path} not found; apt-get install wamerican")
+        raise MissingDictionaryError(f"English word list {path} not found; apt-get install wamerican")
     words = path.read_text(encoding="utf-8", errors="replace").split()
     return frozenset(w.lower() for w in words if "'" not in w)
 

@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 OPENCLIPART_ROOT = Path("/usr/share/openclipart")
 SPLIT_PERCENT = {"test": 10, "val": 10}  # the rest is train; by the drawing's content hash
 MAX_SAME_CAPTION = 2  # rule 8
+MAX_PIXELS = 16_000_000  # a few PNGs are rendered at up to 15000 x 15000: not worth decoding
 
 
 class MissingClipArtError(FileNotFoundError):
@@ -65,6 +66,15 @@ class ClipArtCorpus:
     splits: dict[str, CaptionedImages]
     counts: dict[str, int] = field(default_factory=dict)
     dropped: SkipReport = field(default_factory=SkipReport)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the PNG's IHDR chunk, without handing the file to a decoder."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise ImageDecodeError(f"{path}: not a PNG file")
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
 def split_of(digest: str) -> str:
@@ -106,8 +116,12 @@ def load_openclipart(
     for key in tqdm(keys, desc="clip art metadata", disable=not progress, leave=False):
         try:
             meta = read_metadata(root / "svg" / f"{key}.svg", key)
-        except MetadataError as e:
-            dropped.add("unreadable SVG metadata", str(e))
+            width, height = png_size(root / "png" / f"{key}.png")
+        except (MetadataError, ImageDecodeError) as e:
+            dropped.add("unreadable SVG metadata or PNG", str(e))
+            continue
+        if width * height > MAX_PIXELS:
+            dropped.add(f"PNG over {MAX_PIXELS // 1_000_000} Mpx", key)
             continue
         digest = hashlib.sha1((root / "png" / f"{key}.png").read_bytes()).hexdigest()
         groups.setdefault(digest, []).append(meta)

@@ -1,8 +1,6 @@
 """Clip art captions and splits, on a few fixture drawings written here (not the Debian packages)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,41 +8,18 @@ from PIL import Image
 from compression.data.clipart_captions import ClipArtMeta, build_caption, read_metadata, series_titles
 from compression.data.openclipart import ClipArtImages, MissingClipArtError, load_openclipart, split_of
 from compression.data.real_photos import CHECK_SET, real_photo_check, unpaired_real_photos
+from tests.compression.clipart_fixture import write_drawing
 
 DICTIONARY = frozenset(
-    "bird animal animals mammal mammals horse horses dog dogs bored red flower flowers plant plants star stars "
-    "shape shapes geometry card cards white people computer light bulb ring key swan sign signs".split()
+    ["bird", "animal", "animals", "mammal", "mammals", "horse", "horses", "dog", "dogs", "bored", "red", "flower", "flowers", "plant", "plants", "star", "stars", "shape", "shapes", "geometry", "card", "cards", "white", "people", "computer", "light", "bulb", "ring", "key", "swan", "sign", "signs"]
 )
-
-SVG = """<?xml version="1.0"?>
-<svg xmlns="http://www.w3.org/2000/svg" xmlns:dc="http://purl.org/dc/elements/1.1/"
-     xmlns:cc="http://web.resource.org/cc/" xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
-  <metadata><rdf:RDF><cc:Work rdf:about="">
-    <dc:title>{title}</dc:title>
-    <dc:description>{description}</dc:description>
-    <dc:subject><rdf:Bag>{subjects}</rdf:Bag></dc:subject>
-    <dc:publisher><cc:Agent><dc:title>Open Clip Art Library</dc:title></cc:Agent></dc:publisher>
-    <dc:creator><cc:Agent><dc:title>{creator}</dc:title></cc:Agent></dc:creator>
-  </cc:Work></rdf:RDF></metadata>
-</svg>"""
-
-
-def _drawing(root: Path, key: str, title: str = "", subjects=(), creator: str = "Ann Author",
-             description: str = "", colour=(200, 30, 30)) -> None:
-    svg, png = root / "svg" / f"{key}.svg", root / "png" / f"{key}.png"
-    svg.parent.mkdir(parents=True, exist_ok=True)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    lis = "".join(f"<rdf:li>{s}</rdf:li>" for s in subjects)
-    svg.write_text(SVG.format(title=title, description=description, subjects=lis, creator=creator))
-    Image.new("RGBA", (8, 8), (*colour, 255)).save(png)
-
 
 def _meta(key, title="", subjects=(), creator="", description=""):
     return ClipArtMeta(key, title, description, tuple(subjects), creator)
 
 
 def test_title_is_the_works_own_not_the_publishers(tmp_path):
-    _drawing(tmp_path, "animals/birds/red_bird_ann_autho_01", title="", subjects=["bird"])
+    write_drawing(tmp_path, "animals/birds/red_bird_ann_autho_01", title="", subjects=["bird"])
     meta = read_metadata(tmp_path / "svg/animals/birds/red_bird_ann_autho_01.svg", "animals/birds/red_bird_ann_autho_01")
     assert meta.title == "" and meta.creator == "Ann Author"
     caption, reason = build_caption(meta, frozenset(), DICTIONARY)
@@ -80,11 +55,11 @@ def test_icon_themes_are_dropped():
 
 
 def test_corpus_merges_duplicates_caps_series_and_splits_deterministically(tmp_path):
-    _drawing(tmp_path, "animals/bored_dog_01", "Bored dog", ["dog"], colour=(1, 2, 3))
-    _drawing(tmp_path, "animals/mammals/bored_dog_01", "Bored dog", ["dog"], colour=(1, 2, 3))  # same pixels
+    write_drawing(tmp_path, "animals/bored_dog_01", "Bored dog", ["dog"], colour=(1, 2, 3))
+    write_drawing(tmp_path, "animals/mammals/bored_dog_01", "Bored dog", ["dog"], colour=(1, 2, 3))  # same pixels
     for i in range(4):  # four drawings with one caption: two survive
-        _drawing(tmp_path, f"recreation/cards/white_{i}", "card", ["card"], colour=(10 + i, 0, 0))
-    _drawing(tmp_path, "computer/icons/flat-theme/white", "white", colour=(50, 50, 50))
+        write_drawing(tmp_path, f"recreation/cards/white_{i}", "card", ["card"], colour=(10 + i, 0, 0))
+    write_drawing(tmp_path, "computer/icons/flat-theme/white", "white", colour=(50, 50, 50))
     corpus = load_openclipart(tmp_path, DICTIONARY)
     c = corpus.counts
     assert c["files"] == 7 and c["drawings (distinct PNG content)"] == 6 and c["kept"] == 3
