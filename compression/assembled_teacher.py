@@ -59,6 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--conse-top", type=int, default=DEFAULT_TOP_T, help="ConSE's T (top ImageNet classes)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--limit", type=int, default=None, help="use at most this many drawings per split (quick runs)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-check", action="store_true", help="skip the real-photo check set")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -87,6 +88,8 @@ def format_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
 
 def run(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     corpus = load_openclipart(args.clipart_root, progress=not args.no_progress)
     splits = {name: _limit(corpus.splits[name], args.limit) for name in ("train", "val", "test")}

@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from compression.data.captioned import CaptionedImages, ImageDecodeError, SkipReport
+from compression.data.captioned import CaptionedImages, FileImages, ImageDecodeError, SkipReport
 from compression.data.clipart_captions import (
     ClipArtMeta,
     MetadataError,
@@ -34,26 +34,18 @@ class MissingClipArtError(FileNotFoundError):
     """The clip art packages are not installed; names the folder and the apt command."""
 
 
-class ClipArtImages:
+class ClipArtImages(FileImages):
     """PNG drawings decoded on demand, transparent parts composited onto white (as they are seen on a
     page: dropping the alpha channel would show whatever colour hides under it, often black)."""
-
-    def __init__(self, paths: Sequence[str | Path]):
-        self.paths = [Path(p) for p in paths]
-
-    def __len__(self) -> int:
-        return len(self.paths)
 
     def load(self, index: int) -> Image.Image:
         path = self.paths[index]
         try:
             with Image.open(path) as im:
-                im.load()
-                rgba = im.convert("RGBA")
+                page = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                return Image.alpha_composite(page, im.convert("RGBA")).convert("RGB")
         except (OSError, ValueError, Image.DecompressionBombError) as e:
-            raise ImageDecodeError(f"cannot decode image {path}: {e}") from e
-        page = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(page, rgba).convert("RGB")
+            raise ImageDecodeError(f"cannot decode clip art {path}: {e}") from e
 
     def subset(self, indices: Sequence[int]) -> ClipArtImages:
         return ClipArtImages([self.paths[i] for i in indices])
