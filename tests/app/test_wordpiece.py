@@ -78,3 +78,13 @@ def test_every_code_point_equals_hugging_face(pair):
     texts = ["a" + chr(c) + "b" for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
     bad = [t[1] for t, e in zip(texts, hf.encode_batch(texts)) if ours.encode(t) != e.ids]
     assert not bad, f"{len(bad)} code points differ, e.g. {[hex(ord(c)) for c in bad[:10]]}"
+
+
+def test_engine_tokenizer_imports_only_stdlib_and_numpy():
+    import subprocess
+    import sys
+
+    probe = ("import sys, app.engine.wordpiece; "
+             "print([m for m in ('torch', 'tokenizers', 'transformers', 'compression') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
