@@ -19,9 +19,14 @@ from pathlib import Path
 import torch
 
 from compression.assembled_features import FrozenFeatures, cached_features
-from compression.assembled_training import SharedTrainConfig, evaluate_shared, train_shared
+from compression.assembled_training import ClassNameTexts, SharedTrainConfig, evaluate_shared, train_shared
 from compression.checkpoint import atomic_write_json, save_weights
-from compression.conse import DEFAULT_TOP_T, cached_class_name_embeddings, conse_embeddings
+from compression.conse import (
+    DEFAULT_TOP_T,
+    cached_class_name_embeddings,
+    class_name_token_states,
+    conse_embeddings,
+)
 from compression.data.captioned import CaptionedImages
 from compression.data.clipart_captions import MissingDictionaryError
 from compression.data.openclipart import OPENCLIPART_ROOT, MissingClipArtError, load_openclipart
@@ -56,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--distill-weight", type=float, default=d.distill_weight, help="0 turns the distillation term off")
+    p.add_argument("--class-name-weight", type=float, default=d.class_name_weight,
+                   help="weight of extra pairs (drawing, its top ImageNet class name); 0 = off")
     p.add_argument("--conse-top", type=int, default=DEFAULT_TOP_T, help="ConSE's T (top ImageNet classes)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--limit", type=int, default=None, help="use at most this many drawings per split (quick runs)")
@@ -103,10 +110,12 @@ def run(args: argparse.Namespace) -> dict:
 
     enc_cfg = SharedEncoderConfig(towers[0].num_features, towers[1].model.config.hidden_size, args.grid, args.width,
                                   args.layers, args.heads, args.embed_dim)
-    train_cfg = SharedTrainConfig(args.epochs, args.batch_size, args.lr, distill_weight=args.distill_weight, seed=args.seed)
+    train_cfg = SharedTrainConfig(args.epochs, args.batch_size, args.lr, distill_weight=args.distill_weight,
+                                  class_name_weight=args.class_name_weight, seed=args.seed)
+    class_names = ClassNameTexts(*class_name_token_states(towers[1])) if args.class_name_weight > 0 else None
     shared = SharedEncoder(enc_cfg)
     t1 = time.perf_counter()
-    scale, history = train_shared(shared, feats["train"], feats["val"], train_cfg, progress=not args.no_progress)
+    scale, history = train_shared(shared, feats["train"], feats["val"], train_cfg, not args.no_progress, class_names)
     t_train = time.perf_counter() - t1
 
     class_emb = cached_class_name_embeddings(cache, towers[1])

@@ -30,6 +30,8 @@ class SharedTrainConfig:
     warmup_steps: int = 50
     weight_decay: float = 0.05
     distill_weight: float = 1.0  # weight of (1 - cos) between predicted and frozen image features
+    class_name_weight: float = 0.0  # weight of InfoNCE between images and their top ImageNet class's name
+    class_name_min_prob: float = 0.2  # only images the classifier is this sure about get a class-name pair
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -62,8 +64,17 @@ def text_batch(feats: FrozenFeatures, rows: torch.Tensor | slice) -> tuple[torch
     return feats.text_states[rows][:, :length].float(), mask[:, :length]
 
 
+@dataclass
+class ClassNameTexts:
+    """MiniLM token states of the 1000 ImageNet class names: texts for ConSE-style extra pairs."""
+
+    states: torch.Tensor  # (1000, L, 384)
+    mask: torch.Tensor  # (1000, L) bool
+
+
 def batch_loss(
-    shared: SharedEncoder, scale: LogitScale, feats: FrozenFeatures, captions: torch.Tensor, distill_weight: float
+    shared: SharedEncoder, scale: LogitScale, feats: FrozenFeatures, captions: torch.Tensor, distill_weight: float,
+    class_names: ClassNameTexts | None = None, class_name_weight: float = 0.0, min_prob: float = 0.2,
 ) -> dict[str, torch.Tensor]:
     """Named loss terms for a batch of caption indices (each paired with its own image)."""
     images = feats.text_owner[captions]
@@ -74,6 +85,13 @@ def batch_loss(
         target = feats.image_pooled[images].float()
         cos = F.cosine_similarity(shared.distill_head(img_states), target, dim=-1)
         out["distill_loss"] = distill_weight * (1 - cos).mean()
+    if class_names is not None and class_name_weight > 0:
+        prob, cls = feats.image_logits[images].float().softmax(-1).max(-1)
+        sure = prob >= min_prob
+        if int(sure.sum()) >= 2:
+            names = cls[sure]
+            z_c = shared.embed(shared.text_states(class_names.states[names], class_names.mask[names]))
+            out["class_name_loss"] = class_name_weight * info_nce_loss(shared.embed(img_states[sure]), z_c, scale())
     return out
 
 
@@ -100,7 +118,8 @@ def evaluate_shared(shared: SharedEncoder, feats: FrozenFeatures) -> dict[str, f
 
 
 def train_shared(
-    shared: SharedEncoder, train: FrozenFeatures, val: FrozenFeatures, cfg: SharedTrainConfig, progress: bool = True
+    shared: SharedEncoder, train: FrozenFeatures, val: FrozenFeatures, cfg: SharedTrainConfig, progress: bool = True,
+    class_names: ClassNameTexts | None = None,
 ) -> tuple[LogitScale, list[dict[str, float]]]:
     """Trains ``shared`` in place and loads the epoch with the best validation RSUM back into it.
     Returns the matching logit scale and one history row per epoch (losses, val recalls, seconds)."""
@@ -125,7 +144,8 @@ def train_shared(
         for b in bar:
             for group in opt.param_groups:
                 group["lr"] = _lr(step, total, cfg)
-            terms = batch_loss(shared, scale, train, perm[b * cfg.batch_size : (b + 1) * cfg.batch_size], cfg.distill_weight)
+            terms = batch_loss(shared, scale, train, perm[b * cfg.batch_size : (b + 1) * cfg.batch_size], cfg.distill_weight,
+                               class_names, cfg.class_name_weight, cfg.class_name_min_prob)
             loss = sum(terms.values())
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -54,3 +54,10 @@ def conse_embeddings(logits: torch.Tensor, class_emb: torch.Tensor, top_t: int =
     p, idx = probs.topk(top_t, dim=-1)  # (N, T)
     p = p / p.sum(-1, keepdim=True)
     return F.normalize(torch.einsum("nt,ntd->nd", p, class_emb[idx]), dim=-1)
+
+
+@torch.no_grad()
+def class_name_token_states(text: SentenceEncoder) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1000, L, 384) last-layer token states of the class names and their (1000, L) bool mask."""
+    batch = text.tokenize(imagenet_class_names(), max_length=32)
+    return text.hidden_states(batch), batch["attention_mask"].bool()

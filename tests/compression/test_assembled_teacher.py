@@ -96,3 +96,23 @@ def test_missing_clipart_is_one_line_naming_the_folder(tmp_path, capsys):
     assert main(["--clipart-root", str(tmp_path / "none"), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and str(tmp_path / "none") in err and "apt-get install openclipart-png" in err
+
+
+def test_class_name_pairs_only_for_images_the_classifier_is_sure_about():
+    from compression.assembled_features import FrozenFeatures
+    from compression.assembled_training import ClassNameTexts, batch_loss
+
+    n = 4
+    logits = torch.zeros(n, 1000)
+    logits[:2, 7] = 20.0  # two confident images (class 7), two uniform ones
+    feats = FrozenFeatures(torch.randn(n, 4, 16).half(), torch.randn(n, 16), logits, torch.randn(n, 5, 8).half(),
+                           torch.ones(n, 5, dtype=torch.bool), torch.randn(n, 8), torch.arange(n))
+    shared = SharedEncoder(SharedEncoderConfig(image_dim=16, text_dim=8, image_grid=2, width=16, layers=1, heads=2,
+                                               embed_dim=8))
+    names = ClassNameTexts(torch.randn(1000, 3, 8), torch.ones(1000, 3, dtype=torch.bool))
+    terms = batch_loss(shared, LogitScale(), feats, torch.arange(n), 1.0, names, 1.0, min_prob=0.5)
+    assert set(terms) == {"contrastive_loss", "distill_loss", "class_name_loss"} and torch.isfinite(terms["class_name_loss"])
+    terms["class_name_loss"].backward()
+    assert shared.text_in.weight.grad is not None
+    logits[:2, 7] = 0.0  # nobody confident: no class-name term
+    assert "class_name_loss" not in batch_loss(shared, LogitScale(), feats, torch.arange(n), 1.0, names, 1.0, 0.5)
