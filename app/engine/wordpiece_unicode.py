@@ -3,7 +3,7 @@ tokenizer in this folder.
 
 ``tokenizers`` decides control characters, punctuation and accents (Mn) from tables older than
 Python's ``unicodedata`` (14.0.0 in Python 3.11): characters assigned since are "unassigned" to it,
-and two changed category (U+166D Po -> So in Unicode 12, U+1734 Mn -> Mc in 14). The ranges below are
+and three changed category (U+111C9 Po -> Mn, U+166D Po -> So, U+1734 Mn -> Mc). The ranges below are
 every code point where the two disagree, found by encoding ``"a" + chr(c) + "b"`` for all 1,114,112
 code points with both (tests/app/test_wordpiece.py re-checks the whole range, marked slow).
 """
@@ -24,7 +24,7 @@ OVERRIDES: tuple[tuple[int, int, str], ...] = (
     (0x2E43, 0x2E4F, "Cn"), (0x2E52, 0x2E5D, "Cn"), (0xA82C, 0xA82C, "Cn"), (0xA8C5, 0xA8C5, "Cn"),
     (0xA8FF, 0xA8FF, "Cn"), (0xA9BD, 0xA9BD, "Cn"), (0x10D24, 0x10D27, "Cn"), (0x10EAB, 0x10EAD, "Cn"),
     (0x10F46, 0x10F50, "Cn"), (0x10F55, 0x10F59, "Cn"), (0x10F82, 0x10F89, "Cn"), (0x11070, 0x11070, "Cn"),
-    (0x11073, 0x11074, "Cn"), (0x110C2, 0x110C2, "Cn"), (0x110CD, 0x110CD, "Cn"), (0x111C9, 0x111C9, "Cn"),
+    (0x11073, 0x11074, "Cn"), (0x110C2, 0x110C2, "Cn"), (0x110CD, 0x110CD, "Cn"), (0x111C9, 0x111C9, "Po"),
     (0x111CF, 0x111CF, "Cn"), (0x1123E, 0x1123E, "Cn"), (0x1133B, 0x1133B, "Cn"), (0x11438, 0x1143F, "Cn"),
     (0x11442, 0x11444, "Cn"), (0x11446, 0x11446, "Cn"), (0x1144B, 0x1144F, "Cn"), (0x1145A, 0x1145B, "Cn"),
     (0x1145D, 0x1145E, "Cn"), (0x11660, 0x1166C, "Cn"), (0x116B9, 0x116B9, "Cn"), (0x1182F, 0x11837, "Cn"),
