@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -97,24 +98,38 @@ def link_or_save(module: nn.Module, written: Path | None, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_weights(module: nn.Module, path: Path) -> None:
-    """Load safetensors into ``module`` strictly; mismatches raise CheckpointError naming the file."""
-    path = Path(path)
+def _stored_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor in a safetensors file, from its header (no tensor data is read)."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint weights {path} not found")
     try:
-        state = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 - safe_open is no dict
     except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
         raise CheckpointError(f"cannot read checkpoint weights {path}: {e}") from e
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [k for k in own if k in state and own[k].shape != state[k].shape]
-    if missing or unexpected or shapes:
+
+
+def check_weights_fit(shapes: dict[str, tuple[int, ...]], path: Path) -> None:
+    """Raise CheckpointError naming the file unless its tensors are exactly ``shapes`` (name -> shape)."""
+    stored = _stored_shapes(Path(path))
+    missing = sorted(set(shapes) - set(stored))
+    unexpected = sorted(set(stored) - set(shapes))
+    mismatched = [f"{k} {stored[k]} (model: {shapes[k]})" for k in shapes if k in stored and stored[k] != shapes[k]]
+    if missing or unexpected or mismatched:
         raise CheckpointError(
             f"{path} does not fit the model: {len(missing)} missing keys {missing[:3]}, "
-            f"{len(unexpected)} unexpected {unexpected[:3]}, shape mismatches {shapes[:3]}"
+            f"{len(unexpected)} unexpected {unexpected[:3]}, shape mismatches {mismatched[:3]}"
         )
+
+
+def load_weights(module: nn.Module, path: Path) -> None:
+    """Load safetensors into ``module`` strictly; mismatches raise CheckpointError naming the file."""
+    path = Path(path)
+    check_weights_fit({k: tuple(v.shape) for k, v in module.state_dict().items()}, path)
+    try:
+        state = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types (see _stored_shapes)
+        raise CheckpointError(f"cannot read checkpoint weights {path}: {e}") from e
     module.load_state_dict(state)
 
 
@@ -149,8 +164,13 @@ def load_student(run_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
             f"expected format {FORMAT_VERSION}"
         )
     try:
-        student = StudentCLIP(meta["spec"])
-    except (KeyError, TypeError) as e:
-        raise CheckpointError(f"{run_dir / STUDENT_CONFIG}: incomplete student spec ({e!r})") from e
+        # first without memory (meta device): a spec that does not fit the weights (a damaged or
+        # hand-edited student.json, e.g. embed_dim 1e9) is refused before anything is allocated
+        with torch.device("meta"):
+            probe = StudentCLIP(meta["spec"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{run_dir / STUDENT_CONFIG}: incomplete or invalid student spec ({e!r})") from e
+    check_weights_fit({k: tuple(v.shape) for k, v in probe.state_dict().items()}, run_dir / STUDENT_WEIGHTS)
+    student = StudentCLIP(meta["spec"])
     load_weights(student, run_dir / STUDENT_WEIGHTS)
     return student.eval(), meta

@@ -94,3 +94,20 @@ def test_hostile_file_names_cannot_fake_result_lines(tmp_path, random_student_di
     results = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"invalid JSON {c}"))
     assert sorted(os.fsencode(r["path"]) for r in results) == sorted(
         [os.fsencode(str(gallery / n)) for n in names] + [os.fsencode(gallery) + b"/caf\xe9.png"])
+
+
+@pytest.mark.parametrize("embed_dim", [10**9, 1e9])
+def test_a_student_spec_that_does_not_fit_its_weights_is_one_line(tmp_path, random_student_dir, capsys, embed_dim):
+    """A damaged student.json (embed_dim 1e9) used to allocate the model before the weights were checked:
+    a traceback from torch, gigabytes. The spec is now checked against the weights on the meta device."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(random_student_dir, run)
+    card = json.loads((run / "student.json").read_text())
+    card["spec"]["embed_dim"] = embed_dim
+    (run / "student.json").write_text(json.dumps(card))
+    code = main(["--data-dir", str(tmp_path / "data"), "--model", str(run), "search", "a red circle"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "student" in err
