@@ -71,6 +71,11 @@ def test_missing_bundle_file_is_refused(fake_bundle):
 @pytest.mark.slow  # imports the ExecuTorch runtime (seconds)
 def test_unloadable_program_is_a_clear_error(fake_bundle):
     with pytest.raises(ModelLoadError, match="cannot load the image program"):
+        load_model(fake_bundle)  # desktop ExecuTorch (app.desktop); the engine alone refuses it, see below
+
+
+def test_the_engine_alone_refuses_a_desktop_only_bundle(fake_bundle):
+    with pytest.raises(ModelLoadError, match="executorch runtime is desktop-only"):
         load_encoders(fake_bundle)
 
 
