@@ -38,11 +38,17 @@ TINY_OVERRIDES = [
 ]
 
 
+# PyTorch's thread count is process-wide: the CLIs and runtimes under test set it (--threads, threads=1),
+# and a session fixture may set it before any function fixture runs. Every test ends with the default back.
+DEFAULT_TORCH_THREADS = torch.get_num_threads()
+
+
 @pytest.fixture(autouse=True)
 def _quiet_and_deterministic():
     torch.manual_seed(0)
     logging.getLogger("root").setLevel(logging.WARNING)
     yield
+    torch.set_num_threads(DEFAULT_TORCH_THREADS)
 
 
 @pytest.fixture(scope="session")

@@ -171,16 +171,6 @@ def png_bomb():
     return png_header_only
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_threads():
-    """The CLI's search sets PyTorch to one thread (a process-wide setting): give later tests theirs back."""
-    import torch
-
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def fake_bundle(tmp_path, random_student_dir):
     """A bundle as export.bundle writes one, with placeholder programs (enough for everything but running)."""
