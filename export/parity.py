@@ -262,6 +262,7 @@ def record_parity(
             f"{manifest['backend']} {manifest['precision']} bundle not written to {out_dir}: "
             + "; ".join(report.failures)
         )
+    logger.info("parity: image cos min %.5f, text cos min %.5f", report.image.cos_min, report.text.cos_min)
     return report
 
 
