@@ -2,8 +2,8 @@
 
 A walk costs one ``scandir`` per folder and one ``stat`` per photo-named file: no file is opened,
 so re-scanning an unchanged 10k-photo gallery takes a fraction of a second. Moves are told from
-new photos by a 128 KiB content fingerprint, computed only for a new file whose size equals that
-of a photo that disappeared in the same scan.
+new photos by a whole-file content fingerprint (``app.engine.fingerprint``), computed only for a new
+file whose size equals that of a photo that disappeared in the same scan.
 
 Skipped on purpose: hidden folders (``.thumbnails``), folders holding a ``.nomedia`` file (the
 Android convention for "not a gallery"), folders already visited (symlink loops), links to folders
