@@ -1,6 +1,7 @@
 """SearchEngine: the facade the app and the CLI use - scan galleries, index them, search them."""
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -14,6 +15,7 @@ import numpy as np
 from app.engine.decode import DecodeLimits, PhotoDecodeError, load_photo
 from app.engine.indexer import Indexer, IndexJob, IndexReport, Progress
 from app.engine.pathnames import shown
+from app.engine.photo_sources import is_uri, source_for
 from app.engine.runtimes.base import Encoders
 from app.engine.scanner import ScanPlan, ScanReport, plan_changes, walk_gallery
 from app.engine.search import SearchResult, top_k_rows
@@ -107,7 +109,10 @@ class SearchEngine:
         report = ScanReport()
         known = self.store.known_photos()
         roots = list(roots)
-        files = walk_gallery(roots, report, exclude=[self.data_dir])
+        sources = [s for s in (source_for(str(r)) for r in roots) if s is not None]
+        folders = [r for r in roots if source_for(str(r)) is None]
+        files = itertools.chain(walk_gallery(folders, report, exclude=[self.data_dir]),
+                                *(source.list_photos(report) for source in sources))
         plan = plan_changes(files, known, keep_roots=report.unavailable, roots=roots)
         for root in plan.kept_roots:
             report.skip("gallery root holds none of its indexed photos (empty or not mounted?): kept", root)
@@ -167,13 +172,15 @@ class SearchEngine:
     def search_image(self, path: str | Path, k: int = 10) -> list[SearchResult]:
         """Photos most similar to the photo at ``path`` (itself excluded when it is in the index)."""
         _check_k(k)
-        path = os.path.abspath(os.path.expanduser(str(path)))
+        source = source_for(str(path))
+        path = str(path) if source is not None else os.path.abspath(os.path.expanduser(str(path)))
         stored = self.store.embedding_of_path(path)
         if stored is not None:
             photo_id, q = stored
             return self.search_vector(q, k, exclude_id=photo_id)
         try:
-            pixels = load_photo(path, self.encoders.preprocess, self.limits).pixels
+            pixels = (source.load(path, self.encoders.preprocess, 0, 0) if source is not None
+                      else load_photo(path, self.encoders.preprocess, self.limits)).pixels
         except PhotoDecodeError as e:
             raise QueryError(f"cannot use {shown(path)} as a query: {e.reason}") from e
         except MemoryError as e:
@@ -205,8 +212,10 @@ class SearchEngine:
             results = []
             for pid, score, ok in zip(ids.tolist(), scores.tolist(), intact.tolist()):
                 path = paths.get(pid)
-                if not ok or not np.isfinite(score) or path is None or pid == exclude_id or not os.path.exists(path):
-                    continue  # damaged, deleted since the snapshot, the query itself, or gone from disk
+                if not ok or not np.isfinite(score) or path is None or pid == exclude_id \
+                        or not (is_uri(path) or os.path.exists(path)):
+                    continue  # damaged, deleted since the snapshot, the query itself, or gone from disk (a
+                    # library item's absence shows at the next scan: asking the OS here would cost a query)
                 results.append(SearchResult(path, float(score), pid))
                 if len(results) == k:
                     return results

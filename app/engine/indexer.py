@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.engine.decode import MISSING, DecodeLimits, LoadedPhoto, PhotoDecodeError, load_photo
+from app.engine.photo_sources import source_for
 from app.engine.runtimes.base import Encoders
 from app.engine.store import EmbeddingStore, FailedPhoto, IndexedPhoto, UnchangedPhoto
 
@@ -102,8 +103,15 @@ class Indexer:
             last = chunk[-1][0]
             yield chunk
 
-    def _load(self, path: str, encoded: bytes | None) -> LoadedPhoto | PhotoDecodeError:
+    def _load(self, row: tuple[int, str, int, int], encoded: bytes | None) -> LoadedPhoto | PhotoDecodeError:
+        _, path, size, mtime_ns = row
         try:
+            source = source_for(path)
+            if source is not None:  # the OS photo library: an image at the model's size from the OS
+                loaded = source.load(path, self.encoders.preprocess, size, mtime_ns)
+                if encoded is not None and loaded.fingerprint == encoded:
+                    return LoadedPhoto(None, loaded.size, loaded.mtime_ns, loaded.fingerprint, loaded.ctime_ns)
+                return loaded
             return load_photo(path, self.encoders.preprocess, self.limits, unless_fingerprint=encoded)
         except PhotoDecodeError as e:
             return e
@@ -143,7 +151,7 @@ class Indexer:
             if chunk is None:
                 return None
             encoded = self.store.encoded_fingerprints([row[0] for row in chunk])
-            return chunk, [pool.submit(self._load, row[1], encoded.get(row[0])) for row in chunk]
+            return chunk, [pool.submit(self._load, row, encoded.get(row[0])) for row in chunk]
 
         inflight = submit()
         while inflight is not None:

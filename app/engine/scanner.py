@@ -211,6 +211,14 @@ def _changed(k: KnownPhoto, f: ScannedFile) -> bool:
     return k.ctime_ns is not None and f.ctime_ns is not None and k.ctime_ns != f.ctime_ns  # cp -p, rsync -t
 
 
+def root_key(root: str | Path) -> str:
+    """A gallery root as the scanner compares it: an absolute path, or a photo library's URI unchanged."""
+    root = str(root)
+    if "://" in root:  # app.engine.photo_sources: the OS photo library, never a folder
+        return root.rstrip("/")
+    return os.path.abspath(os.path.expanduser(root))
+
+
 def roots_in_doubt(roots: Iterable[str | Path], known: Iterable[str], seen: set[str]) -> list[str]:
     """Roots that hold photos of the index but showed none of them in this walk: an empty mount
     point or the wrong folder looks exactly like that, a gallery whose photos were all deleted too."""
@@ -248,11 +256,11 @@ def plan_changes(
             plan.changed.append((k.id, f))
         else:
             plan.unchanged += 1
-    keep = [os.path.abspath(r) for r in keep_roots]
+    keep = [root_key(r) for r in keep_roots]
     walked: list[str] = []
     keep_outside = False
     if roots is not None:
-        walked = [os.path.abspath(os.path.expanduser(str(r))) for r in roots]
+        walked = [root_key(r) for r in roots]
         plan.kept_roots = roots_in_doubt([r for r in walked if r not in keep], known, seen)
         keep += plan.kept_roots
         keep_outside = any(r in keep for r in walked)  # a root in doubt: what lies outside all roots stays too
