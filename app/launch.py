@@ -24,12 +24,15 @@ class LaunchOptions:
 def prepare_platform(platform_name: str) -> None:
     """What must happen on the main thread before the app starts its worker threads.
 
-    Android: the engine's Java classes are looked up here (app/engine/runtimes/android.py explains why).
+    Android: the engine's Java classes are looked up here (app/engine/runtimes/android.py explains why),
+    and the MediaStore helper is made and registered as the gallery (app/platform/android.py).
     """
     if platform_name == "android":
         from app.engine.runtimes.android import resolve_java_classes
+        from app.platform.android import prepare
 
         resolve_java_classes()
+        prepare()
 
 
 def missing_model_message(model: Path) -> str | None:

@@ -84,6 +84,7 @@ class PocketClipApp(App):
     index_total = NumericProperty(0)
     index_rate = NumericProperty(0.0)  # photos per second
     index_status = StringProperty("")
+    access_note = StringProperty("")  # e.g. Android 14 "select photos": only the selected photos are indexed
     new_photos_text = StringProperty("")  # "12 new photos found" after a scan that found some
     stats = ObjectProperty(LibraryStats())
     # the time from launch to the first results on screen (the cold start), -1 until then
@@ -133,6 +134,8 @@ class PocketClipApp(App):
             galleries = list(self.settings_store.folders)
         else:
             galleries = load_bridge(self.platform_name).default_gallery_roots()
+        note = getattr(load_bridge(self.platform_name), "photo_access_note", None)
+        self.access_note = note() if photo_access and note is not None else ""
         self._open_library(self.options.model, galleries)
 
     def open_library(self, model: str | Path, galleries: list[str], data_dir: str | Path | None = None) -> None:

@@ -112,28 +112,62 @@ def gallery(folder: Path, n: int = 12) -> Path:
     return folder
 
 
-def check_entry_path(python: str, site: Path, shipped_app: Path, parts: JvmParts, tmp_path: Path) -> dict:
-    """Run phone_run.py with ``python -S -I`` (imports: the shipped folder, ``site``, the stdlib) and check that
-    the app opened the bundle, indexed and searched through the bridge with no off-thread app class lookup."""
-    photos = gallery(tmp_path / "DCIM")
+def system_class(name: str) -> bool:
+    """A JNI class name the boot class loader defines (found from any thread on Android): the JDK's classes,
+    arrays of them, and arrays of a primitive type (``[B``: pyjnius looks it up to return a ``byte[]``)."""
+    element = name.lstrip("[")
+    if name.startswith("[") and len(element) == 1 and element in "BCDFIJSZ":
+        return True
+    return element.lstrip("L").startswith(("java/", "javax/", "jdk/", "sun/"))
+
+
+def run_entry_path(python: str, site: Path, shipped_app: Path, parts: JvmParts, tmp_path: Path,
+                   photos: Path, extra: tuple[str, ...] = ()) -> dict:
+    """Run phone_run.py with ``python -S -I`` (imports: the shipped folder, ``site``, the stdlib); its JSON
+    answer, after checking that no app class was looked up off the main thread (that fails on Android)."""
     log = tmp_path / "findclass.log"
     out = subprocess.run(
         [python, "-S", "-I", str(HERE / "phone_run.py"), str(site), str(shipped_app),
          str(shipped_app / "bundles" / "offline-executorch"), str(photos), str(tmp_path / "data"),
-         str(parts.classpath), str(parts.agent), str(log)],
+         str(parts.classpath), str(parts.agent), str(log), *extra],
         cwd=shipped_app, capture_output=True, text=True, timeout=300, check=False,
         env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ANDROID_ARGUMENT")},
     )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     off_thread = log.read_text().splitlines() if log.exists() else []
-    jdk = ("java/", "javax/", "jdk/", "sun/")
-    app_lookups = [line for line in off_thread if not line.split()[1].lstrip("[L").startswith(jdk)]
+    app_lookups = [line for line in off_thread if not system_class(line.split()[1])]
     assert app_lookups == [], f"app classes looked up off the main thread (fails on Android): {app_lookups}"
     assert result["platform"] == "android" and "failed" not in result, result
     assert result["opened"].startswith("android-executorch encoders")
+    assert result["imported_from_elsewhere"] == [] and result["blocked_loaded"] == []
+    return result
+
+
+def check_entry_path(python: str, site: Path, shipped_app: Path, parts: JvmParts, tmp_path: Path) -> dict:
+    """The app opened the bundle, indexed a folder gallery and searched through the bridge."""
+    photos = gallery(tmp_path / "DCIM")
+    result = run_entry_path(python, site, shipped_app, parts, tmp_path, photos)
     assert result["index_error"] is None and result["indexed"] == 12
     assert len(result["search"]) == 3 and all(Path(p).parent == photos for p in result["search"])
     assert len(result["similar"]) == 2 and str(photos / "photo00.png") not in result["similar"]
-    assert result["imported_from_elsewhere"] == [] and result["blocked_loaded"] == []
+    return result
+
+
+MEDIA_ROOT = "content://media/external/images/media"
+
+
+def check_mediastore_entry_path(python: str, site: Path, shipped_app: Path, parts: JvmParts, tmp_path: Path,
+                                selected: str = "") -> dict:
+    """The app's own gallery on Android: MediaStore (the APK's MediaStoreGallery over the stand-in
+    ContentResolver), content URIs as photos, images from loadThumbnail; ``selected``: Android 14's
+    "select photos" (only those ids are visible)."""
+    photos = gallery(tmp_path / "MediaStore")
+    result = run_entry_path(python, site, shipped_app, parts, tmp_path, photos, ("mediastore", selected))
+    visible = [int(i) for i in selected.split(",")] if selected else list(range(1, 13))
+    assert result["roots"] == [MEDIA_ROOT]
+    assert result["index_error"] is None and result["indexed"] == len(visible)
+    uris = {f"{MEDIA_ROOT}/{i}" for i in visible}
+    assert len(result["search"]) == min(3, len(visible)) and set(result["search"]) <= uris
+    assert set(result["similar"]) <= uris - {f"{MEDIA_ROOT}/{visible[0]}"}
     return result

@@ -3,21 +3,33 @@ pyjnius, against stand-ins of ExecuTorch's Java classes, with a JVMTI agent that
 lookup of an app class fail as it does on Android (python-for-android #2242) and records it."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
-from phone_parts import check_entry_path
+from phone_parts import check_entry_path, check_mediastore_entry_path
 
 
 def test_buildozer_ships_the_phone_code_and_nothing_desktop_only(shipped_app):
     shipped = {p.relative_to(shipped_app).as_posix() for p in shipped_app.rglob("*.py")}
-    assert {"main.py", "app/engine/engine.py", "app/engine/runtimes/android.py", "export/bundle.py"} <= shipped
+    assert {"main.py", "app/engine/engine.py", "app/engine/runtimes/android.py", "export/bundle.py",
+            "app/engine/photo_sources.py", "app/platform/mediastore.py"} <= shipped
     assert not any(p.startswith(("app/desktop/", "compression/", "tests/", "bench/")) for p in shipped)
 
 
 def test_the_phone_entry_path_indexes_and_searches_through_the_bridge(shipped_app, phone_site, jvm_parts, tmp_path):
     """Python without its site-packages (-S -I), importing only the shipped files and the phone's libraries."""
     check_entry_path(sys.executable, phone_site, shipped_app, jvm_parts, tmp_path)
+
+
+def test_the_phone_gallery_is_mediastore_content_uris(shipped_app, phone_site, jvm_parts, tmp_path):
+    """On the phone the gallery is MediaStore: listed and loaded (system thumbnails at the model's size) by
+    the APK's MediaStoreGallery from the indexer thread and its decode workers, no off-thread class lookup."""
+    check_mediastore_entry_path(sys.executable, phone_site, shipped_app, jvm_parts, tmp_path)
+
+
+def test_android_14_select_photos_indexes_only_the_selected(shipped_app, phone_site, jvm_parts, tmp_path):
+    check_mediastore_entry_path(sys.executable, phone_site, shipped_app, jvm_parts, tmp_path, selected="2,5,7")
 
 
 NEGATIVE = """
@@ -45,3 +57,43 @@ def test_the_thread_check_catches_an_off_thread_lookup(jvm_parts, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["True", "True"]
     assert "org/pytorch/executorch/EValue" in log.read_text()
+
+
+MEDIASTORE_PROBE = """
+import json, sys, jnius_config
+classpath, gallery, sdk = sys.argv[1:4]
+jnius_config.add_options(f"-Dpocketclip.standin.gallery={gallery}", f"-Dpocketclip.standin.sdk={sdk}")
+jnius_config.set_classpath(classpath)
+from jnius import autoclass
+System = autoclass("java.lang.System")
+helper = autoclass("org.pocketclip.MediaStoreGallery")(autoclass("org.kivy.android.PythonActivity").mActivity)
+def answer(data):
+    data = bytes(data.tostring())
+    return [data[0], int.from_bytes(data[1:5], "big"), int.from_bytes(data[5:9], "big"), list(data[10:13])]
+out = {"api": helper.apiLevel(), "rows": helper.list().splitlines(), "photo": answer(helper.loadRgb(1, 32)),
+       "gone": answer(helper.loadRgb(99, 32))[0]}
+System.setProperty("pocketclip.standin.denied", "true")
+out["denied"] = helper.list()
+print(json.dumps(out))
+"""
+
+
+def test_mediastore_gallery_thumbnail_on_api_29_and_sampled_decode_below(jvm_parts, tmp_path):
+    """API 29+: ContentResolver.loadThumbnail (fits in 2x the side); API 28: decode with inSampleSize (the
+    largest power of two keeping the shorter side >= the model's); a vanished id and a denied query are told."""
+    from PIL import Image
+
+    gallery = tmp_path / "g"
+    gallery.mkdir()
+    Image.new("RGB", (200, 100), (250, 10, 20)).save(gallery / "a.png")
+    seen = {}
+    for sdk in (34, 28):
+        out = subprocess.run([sys.executable, "-c", MEDIASTORE_PROBE, str(jvm_parts.classpath), str(gallery), str(sdk)],
+                             capture_output=True, text=True, timeout=120, check=False)
+        assert out.returncode == 0, out.stderr[-2000:]
+        seen[sdk] = json.loads(out.stdout.strip().splitlines()[-1])
+    for sdk, size in ((34, [64, 32]), (28, [100, 50])):
+        result = seen[sdk]
+        assert result["api"] == sdk and result["denied"] is None and result["gone"] == 1
+        assert [r.split("\t")[0::3] for r in result["rows"]] == [["1", "image/png"]]
+        assert result["photo"] == [0, *size, [250, 10, 20]]

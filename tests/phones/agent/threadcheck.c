@@ -22,6 +22,8 @@ static jniNativeInterface *original;
 
 static int in_jdk(const char *name) {
   while (*name == '[') name++;
+  /* an array of a primitive type ("[B", "[[I"): defined by the boot class loader, found from any thread */
+  if (name[0] && name[1] == '\0' && strchr("BCDFIJSZ", name[0])) return 1;
   if (*name == 'L') name++;
   return !strncmp(name, "java/", 5) || !strncmp(name, "javax/", 6) || !strncmp(name, "jdk/", 4) ||
          !strncmp(name, "sun/", 4);
