@@ -33,6 +33,10 @@ def prepare_platform(platform_name: str) -> None:
 
         resolve_java_classes()
         prepare()
+    elif platform_name == "ios":
+        from app.platform.ios import prepare as prepare_ios
+
+        prepare_ios()  # the Photos library as the gallery (app/platform/photokit.py)
 
 
 def missing_model_message(model: Path) -> str | None:

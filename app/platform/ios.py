@@ -1,23 +1,57 @@
-"""iOS bridge (imported only on iOS): Photos authorization status and the app's Documents folder as gallery.
+"""iOS bridge (imported only on iOS): the Photos library as the gallery, through the PhotoKit helper.
+
+The gallery is the user's Photos library: :func:`prepare` (at start) finds the helper's C functions
+in the app binary (``app.platform.photokit``; built by the kivy-ios recipe) and registers it as the
+engine's photo source. Without the helper (an app built without the recipe) the gallery is the app's
+Documents folder, as described below.
 
 Written against Apple's documented PhotoKit API through pyobjus:
 ``+[PHPhotoLibrary authorizationStatusForAccessLevel:]`` (PHAccessLevelReadWrite = 2; status 3 =
 authorized, 4 = limited). The Info.plist must carry NSPhotoLibraryUsageDescription (``ios/``) or
 iOS terminates the app when the Photos library is touched.
 
-What the app indexes on iOS is a folder of files: its own Documents folder, which the Files app
-shows as "On My iPhone > PocketClip" (UIFileSharingEnabled + LSSupportsOpeningDocumentsInPlace in
-``ios/Info.plist.snippet``). Reading the Photos library itself needs PhotoKit asset export through
-Objective-C completion blocks, which pyobjus cannot pass; it is not implemented (see app/README.md).
+The fallback gallery is a folder of files: the app's Documents folder, which the Files app shows as
+"On My iPhone > PocketClip" (UIFileSharingEnabled + LSSupportsOpeningDocumentsInPlace in
+``ios/Info.additions.plist``). PhotoKit answers through Objective-C blocks, which pyobjus cannot pass:
+hence the C helper of the kivy-ios recipe.
 """
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+_state: dict[str, object] = {}  # "source": the registered PhotoKitSource (or None); "status": last authorization
+
+
+def prepare(helper: object = None) -> object:
+    """Register the Photos library as the gallery (``helper``: the C functions; default: the app binary's)."""
+    if "source" not in _state or helper is not None:
+        from app.engine import photo_sources
+        from app.platform.photokit import PhotoKitSource, load_helper
+
+        try:
+            source = PhotoKitSource(helper if helper is not None else load_helper())
+        except (AttributeError, OSError) as e:  # the recipe's library is not linked in
+            logger.warning("PhotoKit helper unavailable (%s): the gallery is the Documents folder", e)
+            _state["source"] = None
+            return None
+        photo_sources.register(source)
+        _state["source"] = source
+    return _state["source"]
+
+
+def photo_access_note() -> str:
+    """A line for the UI under limited access ("Select Photos"), else ""."""
+    from app.platform.photokit import access_note
+
+    status = _state.get("status")
+    return access_note(status) if isinstance(status, int) else ""
+
 
 PH_ACCESS_LEVEL_READ_WRITE = 2
 PH_AUTHORIZED, PH_LIMITED = 3, 4
@@ -34,7 +68,19 @@ def photos_authorized() -> bool:
 
 
 def request_photo_access(on_result: Callable[[bool], None]) -> None:
-    """The Documents folder needs no permission: access is granted. Logs the Photos authorization."""
+    """With the Photos library as gallery: ask (the system dialog) from a worker thread, since the helper
+    waits for the answer; ``on_result(granted)`` comes on that thread (the caller posts it to the UI).
+    Limited access is access. Without the helper: the Documents folder needs no permission."""
+    source = _state.get("source")
+    if source is not None:
+        def ask() -> None:
+            status = int(source._c.pc_photos_request_authorization())  # type: ignore[attr-defined]
+            _state["status"] = status
+            logger.info("Photos authorization: %d", status)
+            on_result(status in (3, 4))
+
+        threading.Thread(target=ask, name="photos-permission", daemon=True).start()
+        return
     try:
         logger.info("Photos library authorized: %s", photos_authorized())
     except Exception as e:  # noqa: BLE001 - pyobjus raises its own exception types
@@ -48,6 +94,9 @@ def documents_dir() -> Path:
 
 
 def default_gallery_roots() -> list[str]:
+    source = _state.get("source")
+    if source is not None:
+        return [source.root]  # type: ignore[attr-defined]
     docs = documents_dir()
     docs.mkdir(parents=True, exist_ok=True)
     return [str(docs)]

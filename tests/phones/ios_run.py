@@ -1,13 +1,15 @@
 """The iOS app's engine path from the staged files, run as a script in a fresh process (test_ios_ship.py).
 
-    python -S -I ios_run.py IOS_SITE STAGED GALLERY DATA_DIR
+    python -S -I ios_run.py IOS_SITE STAGED GALLERY DATA_DIR [photokit]
 
 Imports come only from STAGED (ios/stage.py's folder), IOS_SITE (kivy-ios's libraries: numpy,
 Pillow, ftfy, wcwidth) and the standard library: no regex, no torch, no pyobjus. The platform is
 iOS (CPython's iOS build reports sys.platform == "ios"). The controller opens the Core ML bundle
 where the app looks for it: without pyobjus that must fail with one line to the UI. Then the engine
 indexes and searches the gallery with the bundle's own preprocessing and tokenizer, and an encoder
-standing in for Core ML (no Core ML here). Prints one JSON line.
+standing in for Core ML (no Core ML here). Prints one JSON line. With ``photokit`` the gallery is the
+platform's own: the Photos library through the PhotoKit helper's C API, here its pure-Python stand-in
+(fake_photokit.py) serving GALLERY's images, registered by ``app.platform.ios.prepare``.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import time
 
 def main() -> int:
     site, staged, gallery, data = sys.argv[1:5]
+    photokit = sys.argv[5:6] == ["photokit"]
     sys.path[:0] = [staged, site]
     sys.platform = "ios"
     import numpy as np
@@ -64,14 +67,26 @@ def main() -> int:
         def encode_tokens(self, tokens):
             return l2_normalize(np.resize(tokens.astype(np.float32), (len(tokens), self.embed_dim)))
 
+    roots = [gallery]
+    if photokit:
+        sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+        from fake_photokit import FakePhotoKit
+        from PIL import Image
+
+        from app.platform import ios
+
+        photos = {f"{name}-ID/L0/001": (Image.open(os.path.join(gallery, name)).convert("RGB"), 1.7e9 + i)
+                  for i, name in enumerate(sorted(os.listdir(gallery)))}
+        ios.prepare(FakePhotoKit(photos))
+        roots = ios.default_gallery_roots()
     with SearchEngine(data + "-engine", StandInForCoreML()) as engine:
-        update = engine.update([gallery])
+        update = engine.update(roots)
         results = engine.search_text("a red circle", 3)
     allowed = (os.path.abspath(staged) + os.sep, os.path.abspath(site) + os.sep, os.path.dirname(os.__file__))
     outside = sorted(name for name, mod in list(sys.modules.items())
                      if name != "__main__" and getattr(mod, "__file__", None)
                      and not os.path.abspath(mod.__file__).startswith(allowed))
-    print(json.dumps({"platform": platform_name, "bundle": str(bundle), "failed": failed,
+    print(json.dumps({"platform": platform_name, "bundle": str(bundle), "failed": failed, "roots": roots,
                       "indexed": update.index.indexed, "results": [r.path for r in results],
                       "imported_from_elsewhere": outside}))
     return 0

@@ -188,7 +188,9 @@ def test_ios_recipe_depends_on_every_import_of_the_code_the_phone_runs():
         for target in targets:
             if isinstance(target, ast.Name) and target.id in ("depends", "python_depends", "pbx_frameworks", "url"):
                 fields[target.id] = ast.literal_eval(node.value)
-    assert fields["url"] == "" and {"CoreML", "Photos"} <= set(fields["pbx_frameworks"])
+    assert fields["url"] == "src" and {"CoreML", "Photos"} <= set(fields["pbx_frameworks"])
+    assert {p.name for p in (IOS / "recipes" / "pocketclip" / "src").iterdir()} >= {"pocketclip_photos.h",
+                                                                                  "pocketclip_photos.m"}
     files = [f for f in shipped_python_files(read_spec()) if f not in ANDROID_ONLY]
     imports = third_party_imports(files)
     provided = set(fields["depends"]) | set(fields["python_depends"])
