@@ -16,6 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from app.engine.decode import DecodeLimits, PhotoDecodeError, decode_rgb, read_photo_bytes
+from app.engine.photo_sources import source_for
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ class ThumbnailCache:
 
     @staticmethod
     def key(photo: str | Path, size: int, mtime_ns: int, max_side: int) -> str:
-        text = f"{os.path.abspath(photo)}\0{size}\0{mtime_ns}\0{max_side}"
+        name = str(photo) if "://" in str(photo) else os.path.abspath(photo)
+        text = f"{name}\0{size}\0{mtime_ns}\0{max_side}"
         return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()
 
     def path_for(self, key: str) -> Path:
@@ -64,6 +66,9 @@ class ThumbnailCache:
 
     def get(self, photo: str | Path, max_side: int = GRID_SIZE) -> Path | None:
         """The cached thumbnail of ``photo`` (made now if missing), or None if the photo cannot be shown."""
+        source = source_for(str(photo))
+        if source is not None:
+            return self._from_library(source, str(photo), max_side)
         try:
             st = os.stat(photo)
         except OSError as e:
@@ -88,6 +93,30 @@ class ThumbnailCache:
             return None
         except OSError as e:  # the cache itself is not writable (disk full, permissions)
             logger.warning("cannot write the thumbnail of %s to %s: %s", photo, target, e)
+            return None
+        return target
+
+    def _from_library(self, source, uri: str, max_side: int) -> Path | None:
+        """A photo of the OS library (a content URI): the OS's own image at ``max_side``. Keyed by the URI
+        alone: an edit made in the gallery app shows here once the cache is cleared."""
+        key = self.key(uri, 0, 0, max_side)
+        target = self.path_for(key)
+        if target.is_file():
+            return target
+        with self._lock:
+            if key in self._failed:
+                return None
+        try:
+            image = source.image(uri, max_side)
+            image.thumbnail((max_side, max_side), getattr(Image, "Resampling", Image).LANCZOS)
+            self._write(image, target)
+        except PhotoDecodeError as e:
+            logger.info("no thumbnail for %s: %s", uri, e.reason)
+            with self._lock:
+                self._failed[key] = e.reason
+            return None
+        except OSError as e:
+            logger.warning("cannot write the thumbnail of %s to %s: %s", uri, target, e)
             return None
         return target
 

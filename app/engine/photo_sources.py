@@ -17,6 +17,8 @@ import threading
 from collections.abc import Iterator
 from typing import Protocol
 
+from PIL import Image
+
 from app.engine.decode import ImagePreprocess, LoadedPhoto
 from app.engine.scanner import ScannedFile, ScanReport
 
@@ -31,6 +33,10 @@ class PhotoSource(Protocol):
 
         A library that cannot be queried at all (no permission) adds ``root`` to ``report.unavailable``
         and yields nothing: its indexed photos are then kept."""
+
+    def image(self, uri: str, side: int) -> Image.Image:
+        """The photo as an upright RGB image with its shorter side about ``side`` (thumbnails, photo view).
+        Raises ``PhotoDecodeError``."""
 
     def load(self, uri: str, pre: ImagePreprocess, size: int, mtime_ns: int) -> LoadedPhoto:
         """The photo at the model's input size, preprocessed. Raises ``PhotoDecodeError`` (reason

@@ -89,13 +89,19 @@ class MediaStoreSource:
             report.files += 1
             yield scanned
 
-    def load(self, uri: str, pre: ImagePreprocess, size: int, mtime_ns: int) -> LoadedPhoto:
+    def _fetch(self, uri: str, side: int) -> tuple[bytes, Image.Image]:
         try:
             photo_id = int(uri.rsplit("/", 1)[1])
         except (IndexError, ValueError) as e:
             raise PhotoDecodeError(uri, MISSING, "not a MediaStore item") from e
-        data = _bytes(self._gallery.loadRgb(photo_id, pre.image_size))
-        image = image_from_status(data, uri)
+        data = _bytes(self._gallery.loadRgb(photo_id, side))
+        return data, image_from_status(data, uri)
+
+    def image(self, uri: str, side: int) -> Image.Image:
+        return self._fetch(uri, side)[1]
+
+    def load(self, uri: str, pre: ImagePreprocess, size: int, mtime_ns: int) -> LoadedPhoto:
+        data, image = self._fetch(uri, pre.image_size)
         try:
             pixels = preprocess_image(image, pre)
         except (ValueError, OSError) as e:

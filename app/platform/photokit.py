@@ -149,9 +149,19 @@ class PhotoKitSource:
             report.files += 1
             yield ScannedFile(f"{ROOT}/{local_id}", 0, int(round(modified * 1e9)))
 
+    def image(self, uri: str, side: int) -> Image.Image:
+        return self._fetch(uri, side)[1]
+
     def load(self, uri: str, pre: ImagePreprocess, size: int, mtime_ns: int) -> LoadedPhoto:
+        data, image = self._fetch(uri, pre.image_size)
+        try:
+            pixels = preprocess_image(image, pre)
+        except (ValueError, OSError) as e:
+            raise PhotoDecodeError(uri, CORRUPT, f"{type(e).__name__}: {e}") from e
+        return LoadedPhoto(pixels, size, mtime_ns, fingerprint_bytes(data))
+
+    def _fetch(self, uri: str, side: int) -> tuple[bytes, Image.Image]:
         local_id = uri[len(ROOT) + 1:].encode()
-        side = pre.image_size
         width, height = ctypes.c_int(), ctypes.c_int()
         capacity = 3 * (3 * side) ** 2  # aspect fill at side x side: up to 3:1 panoramas without a second call
         for _ in range(2):
@@ -165,9 +175,4 @@ class PhotoKitSource:
         if status != PC_OK:
             raise PhotoDecodeError(uri, CORRUPT, "PhotoKit gave no image (iCloud-only without network, or unsupported)")
         data = bytes(memoryview(buf)[: 3 * width.value * height.value])
-        image = Image.frombytes("RGB", (width.value, height.value), data)
-        try:
-            pixels = preprocess_image(image, pre)
-        except (ValueError, OSError) as e:
-            raise PhotoDecodeError(uri, CORRUPT, f"{type(e).__name__}: {e}") from e
-        return LoadedPhoto(pixels, size, mtime_ns, fingerprint_bytes(data))
+        return data, Image.frombytes("RGB", (width.value, height.value), data)

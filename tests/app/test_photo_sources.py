@@ -34,6 +34,12 @@ class FakeLibrary:
             report.files += 1
             yield ScannedFile(f"{ROOT}/{pid}", 1000 + pid, modified * 1_000_000_000)
 
+    def image(self, uri, side):
+        pid = int(uri.rsplit("/", 1)[1])
+        if pid not in self.photos:
+            raise PhotoDecodeError(uri, MISSING)
+        return Image.new("RGB", (side * 2, side), self.photos[pid][0])
+
     def load(self, uri, pre, size, mtime_ns):
         pid = int(uri.rsplit("/", 1)[1])
         if pid not in self.photos:
@@ -101,3 +107,13 @@ def test_a_library_uri_is_not_a_file_path(library):
     assert photo_sources.source_for("content://media/external/images/mediaX/1") is None
     with pytest.raises(ValueError):
         photo_sources.register(type("Bad", (), {"root": "/sdcard"})())
+
+
+def test_thumbnails_of_library_photos_come_from_the_library(tmp_path, library):
+    from app.thumbnails import ThumbnailCache
+
+    cache = ThumbnailCache(tmp_path / "thumbs")
+    path = cache.get(f"{ROOT}/2", 64)
+    assert path is not None and Image.open(path).size == (64, 32)
+    assert cache.get(f"{ROOT}/2", 64) == path  # cached
+    assert cache.get(f"{ROOT}/99", 64) is None  # deleted: the placeholder
