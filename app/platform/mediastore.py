@@ -16,7 +16,14 @@ from typing import Any
 
 from PIL import Image
 
-from app.engine.decode import CORRUPT, MISSING, ImagePreprocess, LoadedPhoto, PhotoDecodeError, preprocess_image
+from app.engine.decode import (
+    CORRUPT,
+    MISSING,
+    ImagePreprocess,
+    LoadedPhoto,
+    PhotoDecodeError,
+    preprocess_image,
+)
 from app.engine.fingerprint import fingerprint_bytes
 from app.engine.scanner import ScannedFile, ScanReport
 

@@ -20,7 +20,14 @@ from typing import Any
 
 from PIL import Image
 
-from app.engine.decode import CORRUPT, MISSING, ImagePreprocess, LoadedPhoto, PhotoDecodeError, preprocess_image
+from app.engine.decode import (
+    CORRUPT,
+    MISSING,
+    ImagePreprocess,
+    LoadedPhoto,
+    PhotoDecodeError,
+    preprocess_image,
+)
 from app.engine.fingerprint import fingerprint_bytes
 from app.engine.scanner import ScannedFile, ScanReport
 
@@ -147,7 +154,7 @@ class PhotoKitSource:
             return
         for local_id, modified in listing.items():
             report.files += 1
-            yield ScannedFile(f"{ROOT}/{local_id}", 0, int(round(modified * 1e9)))
+            yield ScannedFile(f"{ROOT}/{local_id}", 0, round(modified * 1e9))
 
     def image(self, uri: str, side: int) -> Image.Image:
         return self._fetch(uri, side)[1]

@@ -73,7 +73,7 @@ def test_library_changes_by_id_and_modification_time(tmp_path, library, fake_enc
         engine.update([ROOT])
         library.loads = 0
         assert engine.scan([ROOT]).plan.unchanged == 6
-        colour, modified = library.photos[2]
+        _, modified = library.photos[2]
         library.photos[2] = ((1, 2, 3), modified + 5)  # edited in the gallery app
         del library.photos[3]  # deleted
         library.photos[9] = ((9, 9, 9), modified)  # a new photo

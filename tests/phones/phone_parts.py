@@ -114,7 +114,7 @@ def gallery(folder: Path, n: int = 12) -> Path:
 
 def system_class(name: str) -> bool:
     """A JNI class name the boot class loader defines (found from any thread on Android): the JDK's classes,
-    arrays of them, and arrays of a primitive type (``[B``: pyjnius looks it up to return a ``byte[]``)."""
+    arrays of them, and arrays of a primitive type (``[B``)."""
     element = name.lstrip("[")
     if name.startswith("[") and len(element) == 1 and element in "BCDFIJSZ":
         return True

@@ -97,3 +97,32 @@ def test_mediastore_gallery_thumbnail_on_api_29_and_sampled_decode_below(jvm_par
         assert result["api"] == sdk and result["denied"] is None and result["gone"] == 1
         assert [r.split("\t")[0::3] for r in result["rows"]] == [["1", "image/png"]]
         assert result["photo"] == [0, *size, [250, 10, 20]]
+
+
+PRIMITIVE_ARRAY = """
+import json, sys, threading, jnius_config
+jnius_config.add_options(f"-agentpath:{sys.argv[2]}={sys.argv[3]}")
+jnius_config.set_classpath(sys.argv[1])
+from jnius import find_javaclass  # JNI FindClass with the name given
+found = {}
+def worker():
+    for name in ("[B", "[[I", "[Ljava/lang/String;", "[Lorg/pytorch/executorch/EValue;"):
+        try:
+            found[name] = find_javaclass(name) is not None
+        except Exception:
+            found[name] = False
+t = threading.Thread(target=worker); t.start(); t.join()
+print(json.dumps(found))
+"""
+
+
+def test_the_thread_check_lets_primitive_arrays_through(jvm_parts, tmp_path):
+    """Android's boot class loader defines the primitive-array classes, so FindClass("[B") works on any
+    thread there; the check failed it (the desktop JDK's AWT code, which the stand-in ContentResolver's
+    ImageIO loads on a decode worker, looks "[B" up). Arrays of app classes still fail off the main thread."""
+    log = tmp_path / "findclass.log"
+    out = subprocess.run([sys.executable, "-c", PRIMITIVE_ARRAY, str(jvm_parts.classpath), str(jvm_parts.agent), str(log)],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "[B": True, "[[I": True, "[Ljava/lang/String;": True, "[Lorg/pytorch/executorch/EValue;": False}

@@ -73,8 +73,8 @@ def test_images_arrive_at_the_model_size_through_the_callers_buffer():
 def test_the_c_header_the_objective_c_and_the_python_signatures_agree():
     header = (SRC / "pocketclip_photos.h").read_text()
     source = (SRC / "pocketclip_photos.m").read_text()
-    declared = set(re.findall(r"^\w[\w\s\*]*?\b(pc_photos_\w+)\(", header, re.M))
-    defined = set(re.findall(r"^PC_EXPORT [\w\s\*]*?\b(pc_photos_\w+)\(", source, re.M))
+    declared = set(re.findall(r"^\w[\w\s\*]*?\b(pc_photos_\w+)\(", header, re.MULTILINE))
+    defined = set(re.findall(r"^PC_EXPORT [\w\s\*]*?\b(pc_photos_\w+)\(", source, re.MULTILINE))
     assert declared == defined == set(SIGNATURES)
     assert set(dir(FakePhotoKit)) >= set(SIGNATURES)
 
