@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from phone_libs import NEAREST, RECIPES, ensure_env
-from phone_parts import check_entry_path
+from phone_parts import check_entry_path, check_mediastore_entry_path
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-ENGINE_TESTS = ["tests/app/test_store.py", "tests/app/test_scanner.py", "tests/app/test_engine.py"]
+ENGINE_TESTS = ["tests/app/test_store.py", "tests/app/test_scanner.py", "tests/app/test_engine.py",
+                "tests/app/test_photo_sources.py", "tests/phones/test_mediastore_source.py"]
 # Tests that cannot run there, and why. The phones' Pillow has no WebP: python-for-android builds it
 # with libwebp only when the requirements name libwebp (buildozer.spec does not), kivy-ios has no
 # libwebp recipe. The app is right (the scanner asks Pillow what it can decode); this test writes a .webp.
@@ -77,3 +78,11 @@ def test_the_android_entry_path_runs_on_the_phone_libraries(shipped_app, jvm_par
     site = subprocess.run([str(python), "-c", "import numpy, pathlib; print(pathlib.Path(numpy.__file__).parents[1])"],
                           capture_output=True, text=True, check=True).stdout.strip()
     check_entry_path(str(python), Path(site), shipped_app, jvm_parts, tmp_path)
+
+
+def test_the_android_mediastore_gallery_runs_on_the_phone_libraries(shipped_app, jvm_parts, tmp_path):
+    """The MediaStore gallery path (content URIs, byte[] images) with pyjnius 1.6.1 and Pillow 8.4.0."""
+    python = ensure_env("android")
+    site = subprocess.run([str(python), "-c", "import numpy, pathlib; print(pathlib.Path(numpy.__file__).parents[1])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    check_mediastore_entry_path(str(python), Path(site), shipped_app, jvm_parts, tmp_path, selected="1,4,9,12")

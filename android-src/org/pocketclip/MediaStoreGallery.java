@@ -19,7 +19,7 @@ import java.io.InputStream;
  *
  * <p>Why a Java class: pyjnius looks classes up with JNI FindClass, which on a thread Python started (the
  * app's indexer thread and its decode workers) sees only the system class loader; and every Java object
- * a call returns (Cursor, Uri, Bitmap) is wrapped by pyjnius with such a lookup. So Python builds this
+ * a call returns (Cursor, Uri, Bitmap) may be wrapped by pyjnius after such a lookup (its class not yet seen). So Python builds this
  * object once on its main thread (with the activity as Context) and, from its worker threads, only
  * calls {@link #list()} (a String) and {@link #loadRgb(long, int)} (a byte[]). Both run the
  * ContentResolver on the calling thread: never the UI thread.
