@@ -78,18 +78,14 @@ class MediaStoreSource:
     def __init__(self, gallery: Any):
         self._gallery = gallery
         self.root = str(gallery.root()).rstrip("/")
-        self.last_count: int | None = None  # photos listed by the last scan (None: not readable)
 
     def list_photos(self, report: ScanReport) -> Iterator[ScannedFile]:
         text = self._gallery.list()
         if text is None:
-            self.last_count = None
             report.unavailable.append(self.root)
             report.skip(NOT_READABLE, self.root)
             return
-        rows = list(parse_rows(str(text), self.root))
-        self.last_count = len(rows)
-        for scanned, mime, name in rows:
+        for scanned, mime, name in parse_rows(str(text), self.root):
             if mime and not mime.startswith("image/"):
                 report.skip("not an image", name or scanned.path)
                 continue
