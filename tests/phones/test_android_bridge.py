@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from phone_parts import check_entry_path, check_mediastore_entry_path
 
@@ -126,3 +127,60 @@ def test_the_thread_check_lets_primitive_arrays_through(jvm_parts, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {
         "[B": True, "[[I": True, "[Ljava/lang/String;": True, "[Lorg/pytorch/executorch/EValue;": False}
+
+
+PERMISSION_CHANGE = """
+import json, sys, jnius_config
+classpath, gallery, data = sys.argv[1:4]
+jnius_config.add_options(f"-Dpocketclip.standin.gallery={gallery}")
+jnius_config.set_classpath(classpath)
+import numpy as np
+from jnius import autoclass
+from app.engine import photo_sources
+from app.engine.decode import ImagePreprocess
+from app.engine.engine import SearchEngine
+from app.engine.runtimes.base import Encoders, l2_normalize
+from app.platform.mediastore import MediaStoreSource
+
+System = autoclass("java.lang.System")
+source = MediaStoreSource(autoclass("org.pocketclip.MediaStoreGallery")(autoclass("org.kivy.android.PythonActivity").mActivity))
+photo_sources.register(source)
+
+class Mean(Encoders):
+    backend, model_id, embed_dim, image_batch_size = "mean", "m", 3, 4
+    preprocess = ImagePreprocess(16, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    def encode_images(self, pixels):
+        return l2_normalize(pixels.mean(axis=(2, 3)) + 3.0)
+    def encode_tokens(self, tokens):
+        return l2_normalize(np.ones((len(tokens), 3), np.float32))
+
+out = {}
+with SearchEngine(data, Mean()) as engine:
+    out["first"] = engine.update([source.root]).index.indexed
+    System.setProperty("pocketclip.standin.selected", "999")  # "select photos" with none selected
+    scan = engine.scan([source.root])
+    out["none_selected"] = [len(scan.plan.deleted), scan.plan.kept_roots, engine.stats().photos]
+    System.setProperty("pocketclip.standin.denied", "true")  # access revoked: the query throws
+    scan = engine.scan([source.root])
+    out["denied"] = [len(scan.plan.deleted), scan.report.unavailable, engine.stats().photos]
+    System.setProperty("pocketclip.standin.denied", "false")
+    System.setProperty("pocketclip.standin.selected", "")
+    scan = engine.scan([source.root])
+    out["back"] = [len(scan.plan.new), scan.plan.unchanged]
+print(json.dumps(out))
+"""
+
+
+def test_a_permission_change_that_hides_every_photo_keeps_the_index(jvm_parts, tmp_path):
+    """Through the APK's MediaStoreGallery: "select photos" with none selected lists nothing, revoked access
+    makes the query fail; neither wipes the index, and full access back finds every photo unchanged."""
+    from phone_parts import gallery
+
+    photos = gallery(tmp_path / "MediaStore", n=5)
+    out = subprocess.run([sys.executable, "-c", PERMISSION_CHANGE, str(jvm_parts.classpath), str(photos),
+                          str(tmp_path / "data")], capture_output=True, text=True, timeout=120, check=False,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    root = "content://media/external/images/media"
+    assert result == {"first": 5, "none_selected": [0, [root], 5], "denied": [0, [root], 5], "back": [0, 5]}
