@@ -74,7 +74,7 @@ def request_photo_access(on_result: Callable[[bool], None]) -> None:
     source = _state.get("source")
     if source is not None:
         def ask() -> None:
-            status = int(source._c.pc_photos_request_authorization())  # type: ignore[attr-defined]
+            status = source.request_authorization()  # type: ignore[attr-defined]
             _state["status"] = status
             logger.info("Photos authorization: %d", status)
             on_result(status in (3, 4))

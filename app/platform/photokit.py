@@ -96,6 +96,10 @@ class PhotoKitSource:
     def authorization(self) -> int:
         return int(self._c.pc_photos_authorization())
 
+    def request_authorization(self) -> int:
+        """The system dialog when not yet determined; blocks until answered (never on the main thread)."""
+        return int(self._c.pc_photos_request_authorization())
+
     def _token_now(self) -> bytes | None:
         n, buf = _grow(lambda b, cap: self._c.pc_photos_change_token(ctypes.cast(b, ctypes.POINTER(ctypes.c_uint8)), cap),
                        4096)

@@ -99,3 +99,28 @@ def test_the_ios_entry_path_indexes_the_photos_library(tmp_path, ios_site):
     assert result["roots"] == [ROOT] and result["indexed"] == 5
     assert len(result["results"]) == 3 and all(r.startswith(ROOT + "/IMG_") for r in result["results"])
     assert (staged / "app" / "platform" / "photokit.py").is_file()
+
+
+def test_the_ios_bridge_asks_off_the_main_thread_and_tells_limited_access():
+    import threading
+
+    from app.engine import photo_sources
+    from app.platform import ios
+
+    fake = FakePhotoKit(library(), authorization=LIMITED)
+    try:
+        ios.prepare(fake)
+        answers, threads = [], []
+        done = threading.Event()
+
+        def on_result(granted):
+            answers.append(granted)
+            threads.append(threading.current_thread() is threading.main_thread())
+            done.set()
+
+        ios.request_photo_access(on_result)
+        assert done.wait(10) and answers == [True] and threads == [False]
+        assert ios.default_gallery_roots() == [ROOT] and "selected" in ios.photo_access_note()
+    finally:
+        photo_sources.unregister(ROOT)
+        ios._state.clear()
