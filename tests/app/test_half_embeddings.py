@@ -59,3 +59,31 @@ def test_recall_through_the_engine_float16_equals_float32_int8_is_reported(tiny_
     for k in KS:
         assert abs(recalls["float16"][f"t2i_R@{k}"] - recalls["float32"][f"t2i_R@{k}"]) <= 0.1, recalls
         assert abs(recalls["int8"][f"t2i_R@{k}"] - recalls["float32"][f"t2i_R@{k}"]) <= 5.0, recalls
+
+
+@pytest.mark.parametrize("backend", ["faiss", "numpy"])
+def test_every_float16_backend_gives_float32s_top_k(backend):
+    if backend == "faiss":
+        pytest.importorskip("faiss")
+    x = _unit_rows(20000, 64, seed=2)  # several FAISS shards
+    x[123] = np.nan  # a damaged row never ranks
+    rows = encode_rows(x, "float16")
+    dead = np.array([5, 9000, 19999])
+    for qi in (5, 777, 15000):
+        q = x[qi]
+        exact = decode_rows(rows) @ q
+        exact[~np.isfinite(exact)] = -np.inf
+        exact[dead] = -np.inf
+        want = np.lexsort((np.arange(len(exact)), -exact))[:10]
+        top, scores = top_k_half(rows, q, 10, dead_rows=dead, backend=backend)
+        np.testing.assert_array_equal(top, want)
+        np.testing.assert_allclose(scores, exact[want], rtol=0, atol=1e-5)
+        fp32 = np.argsort(-np.where(np.isin(np.arange(len(x)), dead), -np.inf, np.nan_to_num(x @ q, nan=-np.inf)))[:10]
+        assert len(set(top) & set(fp32)) >= 9  # float32's own top 10, within float16 rounding
+
+
+def test_float16_default_backend_is_faiss_where_installed():
+    from app.engine.half_embeddings import default_backend, faiss_available
+    rows = encode_rows(_unit_rows(10, 8), "float16")
+    assert default_backend(rows) == ("faiss" if faiss_available() else "numpy")
+    assert default_backend(encode_rows(_unit_rows(10, 8), "int8")) == "numpy"
