@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.engine.half_embeddings import HalfRows, top_k_half
 from app.engine.store import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ def top_k_rows(snapshot: Snapshot, query: np.ndarray, k: int) -> tuple[np.ndarra
     q = np.asarray(query, dtype=np.float32).reshape(-1)
     if q.shape[0] != matrix.shape[1]:
         raise ValueError(f"query of size {q.shape[0]} does not fit embeddings of size {matrix.shape[1]}")
+    if matrix.dtype == np.float16:  # a float16 index: the half-size kernel (FAISS where installed)
+        return top_k_half(HalfRows(matrix), q, k, snapshot.dead_rows)
     scores = matrix @ q
     scores[~np.isfinite(scores)] = -np.inf  # a damaged row (NaN, inf) never ranks
     if len(snapshot.dead_rows):
