@@ -23,6 +23,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
+SMALL_SHARD_BYTES = 1 << 24  # float16 codes below 16 MiB (64k x 128) are searched by one FAISS shard
 BLOCK_BYTES = 1 << 18  # float32 bytes of one upcast block: 256 KiB, inside L2 on phones and desktops
 
 
@@ -105,7 +106,9 @@ class FaissHalfIndex:
         self._faiss = faiss
         n, dim = codes.shape
         self.n, self.dim = n, dim
-        shards = max(1, min(workers or os.cpu_count() or 1, n // 4096 or 1))
+        # one shard per core for a large matrix; a small one (a phone-sized gallery) stays on the calling
+        # thread: a pool worker asleep between queries waits a scheduler slice to wake on a busy core
+        shards = 1 if codes.nbytes < SMALL_SHARD_BYTES else max(1, min(workers or os.cpu_count() or 1, n // 4096 or 1))
         self.bounds = np.linspace(0, n, shards + 1).astype(np.int64)
         self.shards = []
         for lo, hi in zip(self.bounds[:-1], self.bounds[1:]):

@@ -71,10 +71,13 @@ def test_recall_through_the_engine_float16_equals_float32_int8_is_reported(tiny_
 
 
 @pytest.mark.parametrize("backend", ["faiss", "numpy"])
-def test_every_float16_backend_gives_float32s_top_k(backend):
+def test_every_float16_backend_gives_float32s_top_k(backend, monkeypatch):
     if backend == "faiss":
         pytest.importorskip("faiss")
-    x = _unit_rows(20000, 64, seed=2)  # several FAISS shards
+    x = _unit_rows(20000, 64, seed=2)
+    if backend == "faiss":
+        from app.engine import half_embeddings
+        monkeypatch.setattr(half_embeddings, "SMALL_SHARD_BYTES", 0)  # several FAISS shards
     x[123] = np.nan  # a damaged row never ranks
     rows = encode_rows(x, "float16")
     dead = np.array([5, 9000, 19999])
@@ -89,6 +92,15 @@ def test_every_float16_backend_gives_float32s_top_k(backend):
         np.testing.assert_allclose(scores, exact[want], rtol=0, atol=1e-5)
         fp32 = np.argsort(-np.where(np.isin(np.arange(len(x)), dead), -np.inf, np.nan_to_num(x @ q, nan=-np.inf)))[:10]
         assert len(set(top) & set(fp32)) >= 9  # float32's own top 10, within float16 rounding
+
+
+def test_a_small_float16_matrix_is_searched_on_the_calling_thread():
+    pytest.importorskip("faiss")
+    from app.engine.half_embeddings import FaissHalfIndex
+    small = FaissHalfIndex(encode_rows(_unit_rows(10_000, 128), "float16").codes, workers=2)
+    assert len(small.shards) == 1 and small._pool is None  # no pool worker to wake per query
+    big = FaissHalfIndex(encode_rows(_unit_rows(70_000, 128), "float16").codes, workers=2)
+    assert len(big.shards) == 2
 
 
 def test_float16_default_backend_is_faiss_where_installed():
