@@ -401,8 +401,8 @@ class EmbeddingStore:
         """Make the matrix file agree with the committed row count; drop unused generations."""
         meta = self._meta()
         current = meta.get("matrix_file")
-        for f in self.data_dir.glob(f"{MATRIX_PREFIX}*.f*"):
-            if f.name != current and MATRIX_NAME.fullmatch(f.name):
+        for f in [f for _, suffix in EMBEDDING_DTYPES.values() for f in self.data_dir.glob(f"{MATRIX_PREFIX}*{suffix}")]:
+            if f.name != current:
                 logger.info("removing unused embedding file %s", f)
                 f.unlink()
         if current is None:
