@@ -100,7 +100,7 @@ def test_a_small_float16_matrix_is_searched_on_the_calling_thread():
     small = FaissHalfIndex(encode_rows(_unit_rows(10_000, 128), "float16").codes, workers=2)
     assert len(small.shards) == 1 and small._pool is None  # no pool worker to wake per query
     big = FaissHalfIndex(encode_rows(_unit_rows(70_000, 128), "float16").codes, workers=2)
-    assert len(big.shards) == 2
+    assert len(big.shards) == 8  # 4 per core
 
 
 def test_float16_default_backend_is_faiss_where_installed():
