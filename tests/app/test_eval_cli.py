@@ -84,3 +84,23 @@ def test_eval_bad_json_and_unindexed_photos_are_clear_errors(tmp_path, random_st
     capsys.readouterr()
     assert main([*base, "eval", "--captions", str(tsv)]) == 2
     assert "c.tsv:1: photo" in (err := capsys.readouterr().err) and "is not in the index" in err
+
+
+def test_eval_unreadable_captions_files_are_clear_errors(tmp_path, random_student_dir, capsys):
+    base = ["--data-dir", str(tmp_path / "d"), "--model", str(random_student_dir), "eval", "--captions"]
+    latin1 = tmp_path / "latin1.tsv"
+    latin1.write_bytes(b"a.png\tfine\nb.png\tcaf\xe9\n")
+    assert main([*base, str(latin1)]) == 2
+    assert "latin1.tsv:2: not UTF-8 text" in capsys.readouterr().err
+    assert main([*base, str(tmp_path / "absent.tsv")]) == 2
+    assert "absent.tsv: cannot read the captions file" in capsys.readouterr().err
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("\n\n")
+    assert main([*base, str(empty)]) == 2
+    assert "empty.tsv: no captions" in capsys.readouterr().err
+    assert main([*base, str(empty), "--split", "test"]) == 2
+    assert "--split needs a Karpathy JSON" in capsys.readouterr().err
+    not_karpathy = tmp_path / "list.json"
+    not_karpathy.write_text("[1, 2]")
+    assert main([*base, str(not_karpathy)]) == 2
+    assert "an object with an 'images' list" in capsys.readouterr().err
