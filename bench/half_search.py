@@ -4,7 +4,8 @@
 
 On clustered synthetic unit vectors (bench.search's), each kernel answers the same queries: float32
 as the engine's search does it (one BLAS product over the matrix, then the top 10), float16 and int8
-(per-row scale) through ``app.engine.half_embeddings.top_k_half`` on every core. Reported per kernel:
+(per-row scale) through ``app.engine.half_embeddings.top_k_half`` on every core, float16 with each backend
+(``faiss`` where installed: the desktop default; ``numpy``: the fallback). Reported per kernel:
 p50 ms, bytes read, the time to stream those bytes at the bandwidth measured in the same run
 (``bench.search.read_bandwidth``), and recall@10 against float32's exact answers.
 """
@@ -24,7 +25,7 @@ K = 10
 
 
 def measure(rows: int, dim: int) -> dict[str, Any]:
-    from app.engine.half_embeddings import encode_rows, top_k_half
+    from app.engine.half_embeddings import encode_rows, faiss_available, top_k_half
     from bench.common import time_calls
     from bench.search import (
         exact_answers,
@@ -45,9 +46,12 @@ def measure(rows: int, dim: int) -> dict[str, Any]:
         return top[np.argsort(-scores[top], kind="stable")]
 
     kernels = {"float32": (float32_top, matrix.nbytes)}
-    for kind in ("float16", "int8"):
-        stored = encode_rows(matrix, kind)
-        kernels[kind] = (lambda q, stored=stored: top_k_half(stored, q, K)[0], stored.nbytes)
+    half = encode_rows(matrix, "float16")
+    if faiss_available():
+        kernels["float16"] = (lambda q: top_k_half(half, q, K, backend="faiss")[0], half.nbytes)
+    kernels["float16 numpy"] = (lambda q: top_k_half(half, q, K, backend="numpy")[0], half.nbytes)
+    int8 = encode_rows(matrix, "int8")
+    kernels["int8"] = (lambda q: top_k_half(int8, q, K)[0], int8.nbytes)
     out: dict[str, Any] = {"rows": rows, "dim": dim, "queries": QUERIES, "bandwidth": bandwidth, "kernels": {}}
     for name, (fn, nbytes) in kernels.items():
         timing = time_calls(fn, list(queries), warmup=2, budget_s=3.0, min_repeats=10, max_repeats=60)
@@ -77,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "machine": machine_facts(None, False), "result": result})
     print(json.dumps({"other_cpu": result["other_cpu"], "gbps": result["bandwidth"]["gbps_all_threads"]}))
     for name, e in result["kernels"].items():
-        print(f"{name:8s} p50 {e['p50_ms']:8.2f} ms  {e['bytes'] / 1e6:7.0f} MB  stream limit {e['stream_limit_ms']:6.2f} ms "
+        print(f"{name:13s} p50 {e['p50_ms']:8.2f} ms  {e['bytes'] / 1e6:7.0f} MB  stream limit {e['stream_limit_ms']:6.2f} ms "
               f"({e['vs_stream_limit']:.2f}x)  vs float32 {e['vs_float32']:.2f}x  recall@10 {e['recall_at_10']:.3f}")
     return 0
 

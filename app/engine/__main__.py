@@ -4,6 +4,7 @@
     python -m app.engine search "a red circle" --k 10
     python -m app.engine similar ~/Pictures/cat.jpg
     python -m app.engine status --check
+    python -m app.engine eval --captions dataset.json     # recall@1/5/10 of the indexed gallery
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from app.desktop.models import load_model  # this CLI is a desktop entry point (
 from app.engine.engine import SearchEngine
 from app.engine.pathnames import shown
 from app.engine.runtimes import ModelLoadError
-from app.engine.store import StoreError
+from app.engine.store import EMBEDDING_DTYPES, StoreError
 from app.engine.tokenizer import QueryError
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "workers leave; to search, 1: a single query on a small model is fastest on one thread)")
     p.add_argument("-v", "--verbose", action="store_true", help="log what the engine does (INFO level)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                           help="index | search | similar | status (each has its own --help)")
+                           help="index | search | similar | status | eval (each has its own --help)")
 
     ix = sub.add_parser("index", help="scan galleries and encode new or changed photos (resumable)",
                         description="Scan the gallery folders for new, changed, moved and deleted photos, then encode "
@@ -101,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--retry-skipped", action="store_true",
                     help="try again the photos skipped before as unreadable (e.g. after installing a HEIC plugin)")
     ix.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ix.add_argument("--embedding-dtype", choices=sorted(EMBEDDING_DTYPES), default=None,
+                    help="how a NEW index stores embeddings: float32 (default) or float16 (half the memory and "
+                    "disk, searched by the half-size kernel, recall unchanged within float16 rounding). An "
+                    "existing index keeps its kind; asking for the other one is an error, nothing is converted")
 
     se = sub.add_parser("search", help="find photos matching a description",
                         description="Encode the query with the text encoder and rank every indexed photo (exact top-K).")
@@ -120,6 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="what the index holds", description="Counts of indexed, pending and skipped photos.")
     st.add_argument("--check", action="store_true", help="also verify the index's consistency (exit 1 if not)")
     st.add_argument("--json", action="store_true", help="print as JSON")
+
+    ev = sub.add_parser("eval", help="text-to-photo recall@1/5/10 of the indexed gallery against captions",
+                        description="Search every caption through the engine exactly as the app does and report "
+                        "recall@1/5/10: the share of captions whose photo is among the first K results. The "
+                        "photos must be indexed first (`index --gallery`).")
+    ev.add_argument("--captions", type=Path, required=True, metavar="FILE",
+                    help="Karpathy-format JSON (images[].filepath/filename/sentences[].raw[, split]) or a TSV of "
+                    "`path<TAB>caption` lines; relative paths are taken from FILE's folder")
+    ev.add_argument("--split", default=None,
+                    help="Karpathy JSON only: evaluate the images of this split (default: every image)")
+    ev.add_argument("--json", action="store_true", help="print the figures as JSON")
     return p
 
 
@@ -146,7 +162,7 @@ def _index(args: argparse.Namespace) -> int:
 
     workers = args.workers or usable_cores()
     encoders = load_model(args.model, threads=args.threads or default_index_threads(workers))
-    with SearchEngine(args.data_dir, encoders) as engine:
+    with SearchEngine(args.data_dir, encoders, embedding_dtype=args.embedding_dtype) as engine:
         for note in engine.notes:
             print(f"note: {shown(note)}", file=sys.stderr)
         if args.retry_skipped:
@@ -209,16 +225,36 @@ def _status(args: argparse.Namespace) -> int:
     with EmbeddingStore(args.data_dir, readonly=True) as store:
         st = store.stats()
         problems = store.check() if args.check else []
+        dtype = store.embedding_dtype
     if args.json:
-        print(json.dumps({**st.__dict__, "problems": problems}, indent=2, allow_nan=False))
+        print(json.dumps({**st.__dict__, "embedding_dtype": dtype, "problems": problems}, indent=2, allow_nan=False))
     else:
         print(f"{shown(str(args.data_dir))}: {st.photos} photos, {st.indexed} indexed, {st.pending} pending, {st.failed} skipped; "
-              f"{st.rows} embedding rows ({st.dead_rows} dead), model {st.model_id} dim {st.embed_dim}")
+              f"{st.rows} {dtype} embedding rows ({st.dead_rows} dead), model {st.model_id} dim {st.embed_dim}")
         for reason, n in sorted(st.failures.items()):
             print(f"  skipped: {n} {reason}")
         for problem in problems:
             print(f"  PROBLEM: {problem}")
     return 1 if problems else 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from app.engine.recall import CaptionError, read_captions, recall_at
+
+    try:
+        captions = read_captions(args.captions, split=args.split)
+        encoders = load_model(args.model, threads=args.threads or 1)
+        with SearchEngine(args.data_dir, encoders, readonly=True) as engine:
+            figures = recall_at(engine, captions)
+    except CaptionError as e:
+        print(f"app.engine eval: error: {shown(str(e))}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(figures, indent=2, allow_nan=False))
+    else:
+        print(f"{figures['captions']} captions of {figures['images']} photos, {figures['embedding_dtype']} index: "
+              + "  ".join(f"R@{k} {figures[f'R@{k}']:.2f}" for k in (1, 5, 10)) + "  (percent)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             return _index(args)
         if args.command in ("search", "similar"):
             return _search(args)
+        if args.command == "eval":
+            return _eval(args)
         return _status(args)
     except (ModelLoadError, StoreError, QueryError) as e:
         print(f"app.engine {args.command}: error: {shown(str(e))}", file=sys.stderr)

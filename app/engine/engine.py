@@ -61,6 +61,8 @@ class SearchEngine:
 
     ``readonly=True`` searches an index another process may be writing (the CLI's search);
     the default opens it for writing (scans, indexing), taking the data directory's writer lock.
+    ``embedding_dtype`` ("float32" or "float16") is how a new index stores embeddings; an existing
+    index of the other kind is refused (see :class:`EmbeddingStore`).
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class SearchEngine:
         readonly: bool = False,
         reranker: Reranker | None = None,
         limits: DecodeLimits | None = None,
+        embedding_dtype: str | None = None,
     ):
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.encoders = encoders
@@ -78,7 +81,7 @@ class SearchEngine:
         if not (isinstance(encoders.embed_dim, int) and 1 <= encoders.embed_dim <= MAX_EMBED_DIM):
             raise StoreError(f"model {encoders.model_id} declares embedding size {encoders.embed_dim!r}; "
                              f"expected a whole number from 1 to {MAX_EMBED_DIM}")  # before the index is touched
-        self.store = EmbeddingStore(self.data_dir, readonly=readonly)
+        self.store = EmbeddingStore(self.data_dir, readonly=readonly, embedding_dtype=embedding_dtype)
         self._jobs: list[IndexJob] = []
         self.notes: list[str] = [self.store.recovered] if self.store.recovered else []
         try:

@@ -1,16 +1,21 @@
-"""Half-size embedding rows: float16, or int8 with one float32 scale per row, and a top-K kernel over them.
+"""Half-size embedding rows: float16, or int8 with one float32 scale per row, and top-K kernels over them.
 
-Not yet wired into the store (issue 14 owns the matrix file format this session): the codec and the
-kernel are here so that a store hook only has to keep ``codes`` (and ``scales``) instead of the
-float32 matrix. numpy has no half or int8 matrix-vector product, so the kernel upcasts a block of
-rows at a time into a float32 buffer that stays in cache and multiplies it with BLAS, one block
-stream per thread; figures against float32 and the machine's streaming bandwidth come from
-``python -m bench.half_search``.
+Two kernels, chosen by what is installed (figures: ``python -m bench.half_search``, 1M x 128):
+- ``faiss`` (desktop, float16 only): FAISS's fp16 scalar quantizer decodes with F16C/NEON inside its
+  inner-product loop and keeps the top K in its own heap, several shards per core; about half
+  float32's time or less. It holds its own copy of the codes (built once
+  per matrix, cached while the matrix lives).
+- ``numpy`` (everywhere, phones included): numpy has no half or int8 matrix-vector product, so it
+  upcasts a block of rows at a time into a cache-sized float32 buffer and multiplies it with BLAS, one
+  block stream per thread. numpy's float16 -> float32 cast is slow (~0.5 GB/s), so this is the
+  correct fallback, not a fast one.
 """
 from __future__ import annotations
 
 import logging
 import os
+import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -18,6 +23,8 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
+SMALL_SHARD_BYTES = 1 << 24  # float16 codes below 16 MiB (64k x 128) are searched by one FAISS shard
+SHARDS_PER_CORE = 4  # FAISS shards (and threads) per core for a larger matrix
 BLOCK_BYTES = 1 << 18  # float32 bytes of one upcast block: 256 KiB, inside L2 on phones and desktops
 
 
@@ -81,10 +88,114 @@ def half_scores(rows: HalfRows, query: np.ndarray, workers: int | None = None) -
     return out
 
 
+def faiss_available() -> bool:
+    try:
+        import faiss  # noqa: F401  (desktop only: no wheel for the phones)
+    except ImportError:
+        return False
+    return True
+
+
+class FaissHalfIndex:
+    """float16 codes copied into FAISS fp16 scalar-quantizer shards searched side by side, one thread each."""
+
+    def __init__(self, codes: np.ndarray, workers: int | None = None):
+        import faiss
+
+        if codes.dtype != np.float16 or codes.ndim != 2:
+            raise ValueError(f"the FAISS kernel takes (N, D) float16 codes, not {codes.dtype} {codes.shape}")
+        self._faiss = faiss
+        n, dim = codes.shape
+        self.n, self.dim = n, dim
+        # A large matrix: SHARDS_PER_CORE shards, each on its own thread, so that a thread preempted on a
+        # shared machine holds back only its slice of the query (1M x 128 under load, p50: 2 shards 40-56 ms,
+        # 4: 35-37, 8: 20-23 on 2 cores). A small one (a phone-sized gallery) stays on the calling thread:
+        # a pool worker asleep between queries waits a scheduler slice to wake on a busy core.
+        cores = workers or os.cpu_count() or 1
+        shards = 1 if codes.nbytes < SMALL_SHARD_BYTES else max(1, min(SHARDS_PER_CORE * cores, n // 4096 or 1))
+        self.bounds = np.linspace(0, n, shards + 1).astype(np.int64)
+        self.shards = []
+        for lo, hi in zip(self.bounds[:-1], self.bounds[1:]):
+            index = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+            block = np.ascontiguousarray(codes[lo:hi]).view(np.uint8).reshape(-1)
+            faiss.copy_array_to_vector(block, index.codes)
+            index.ntotal = int(hi - lo)
+            self.shards.append(index)
+        self._pool = ThreadPoolExecutor(len(self.shards)) if len(self.shards) > 1 else None
+
+    def top_k(self, query: np.ndarray, k: int, dead_rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+        if q.shape[1] != self.dim:
+            raise ValueError(f"query of size {q.shape[1]} does not fit embeddings of size {self.dim}")
+        dead = np.asarray(dead_rows if dead_rows is not None else (), dtype=np.int64)
+
+        def search(i: int) -> tuple[np.ndarray, np.ndarray]:
+            lo, hi = int(self.bounds[i]), int(self.bounds[i + 1])
+            index, params, keep = self.shards[i], None, None
+            local = dead[(dead >= lo) & (dead < hi)] - lo
+            if len(local):  # dead rows never enter the heap: a bitmap of them, negated
+                keep = np.zeros((hi - lo + 7) // 8, dtype=np.uint8)
+                np.bitwise_or.at(keep, local >> 3, (1 << (local & 7)).astype(np.uint8))
+                bitmap = self._faiss.IDSelectorBitmap(hi - lo, self._faiss.swig_ptr(keep))
+                params = self._faiss.SearchParameters()
+                params.sel = self._faiss.IDSelectorNot(bitmap)
+            scores, ids = index.search(q, min(k, hi - lo), params=params)
+            ok = ids[0] >= 0
+            return ids[0][ok] + lo, scores[0][ok]
+
+        parts = list(self._pool.map(search, range(len(self.shards)))) if self._pool else [search(0)]
+        rows = np.concatenate([p[0] for p in parts]).astype(np.int64)
+        scores = np.concatenate([p[1] for p in parts]).astype(np.float32)
+        finite = np.isfinite(scores)
+        rows, scores = rows[finite], scores[finite]
+        order = np.lexsort((rows, -scores))[:k]
+        return rows[order], scores[order]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+
+
+_cache_lock = threading.Lock()
+_cache: tuple[weakref.ref, int, FaissHalfIndex] | None = None  # (codes, workers, index) of the last search
+
+
+def _faiss_index_for(codes: np.ndarray, workers: int | None) -> FaissHalfIndex:
+    """The FAISS shards for ``codes``, rebuilt only when another array (or worker count) is searched."""
+    global _cache
+    with _cache_lock:
+        if _cache is not None and _cache[0]() is codes and _cache[1] == workers:
+            return _cache[2]
+        if _cache is not None:
+            _cache[2].close()
+            _cache = None
+        index = FaissHalfIndex(codes, workers)
+        _cache = (weakref.ref(codes), workers, index)
+        return index
+
+
+def default_backend(rows: HalfRows) -> str:
+    """"faiss" for float16 codes where FAISS is installed, else "numpy"."""
+    return "faiss" if rows.scales is None and rows.codes.dtype == np.float16 and faiss_available() else "numpy"
+
+
 def top_k_half(rows: HalfRows, query: np.ndarray, k: int, dead_rows: np.ndarray | None = None,
-               workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Like ``search.top_k_rows`` over half-size rows: (rows (k',), scores (k',)) best first, ties by row."""
+               workers: int | None = None, backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Like ``search.top_k_rows`` over half-size rows: (rows (k',), scores (k',)) best first, ties by row.
+
+    ``backend``: "faiss", "numpy" or None (:func:`default_backend`). Non-finite scores never rank.
+    """
+    backend = backend or default_backend(rows)
+    if backend == "faiss":
+        n_dead = len(dead_rows) if dead_rows is not None else 0
+        k = min(int(k), rows.codes.shape[0] - n_dead)
+        if k <= 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        return _faiss_index_for(rows.codes, workers).top_k(query, k, dead_rows)
+    if backend != "numpy":
+        raise ValueError(f"unknown half-size search backend {backend!r}; expected 'faiss' or 'numpy'")
     scores = half_scores(rows, query, workers)
+    scores[~np.isfinite(scores)] = -np.inf
     if dead_rows is not None and len(dead_rows):
         scores[dead_rows] = -np.inf
     n = len(scores)

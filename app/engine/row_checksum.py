@@ -21,15 +21,17 @@ def _multipliers(dim: int) -> np.ndarray:
 
 
 def row_checksums(rows: np.ndarray) -> np.ndarray:
-    """(N, D) float32 -> (N,) int64 checksums in [0, 2**32).
+    """(N, D) float32 or float16 -> (N,) int64 checksums in [0, 2**32).
 
-    uint32 products and sums wrap mod 2**32 in numpy, which is exactly the arithmetic wanted.
+    uint32 products and sums wrap mod 2**32 in numpy, which is exactly the arithmetic wanted. float16
+    rows are summed over their own 16-bit words (widened), so checking them never converts floats.
     """
-    rows = np.ascontiguousarray(rows, dtype="<f4")
+    half = np.asarray(rows).dtype == np.float16
+    rows = np.ascontiguousarray(rows, dtype="<f2" if half else "<f4")
     n, dim = rows.shape
     mult = _multipliers(dim)
     out = np.empty(n, dtype=np.int64)
-    words = rows.view("<u4")
+    words = rows.view("<u2" if half else "<u4")
     for s in range(0, n, _BLOCK_ROWS):
         out[s : s + _BLOCK_ROWS] = (words[s : s + _BLOCK_ROWS] * mult).sum(axis=1, dtype=np.uint32)
     return out

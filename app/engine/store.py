@@ -5,6 +5,8 @@ Layout of the data directory::
     index.sqlite (+ -wal, -shm)   photos(id, path, size, mtime_ns, fingerprint, state, row, error, checksum,
                                   ctime_ns), meta
     embeddings-<generation>.f32   row r = bytes [r*D*4, (r+1)*D*4): the embedding of the photo whose row is r
+      (or .f16)                   (.f16: the same rows as little-endian float16, D*2 bytes each; chosen when
+                                  the index is created, ``embedding_dtype``, and kept for its life)
     writer.lock                   flock held by the one process allowed to write
 
 Crash safety rests on one ordering: a batch's embeddings are appended to the matrix and fsync'ed
@@ -56,9 +58,11 @@ DB_NAME = "index.sqlite"
 LOCK_NAME = "writer.lock"
 MATRIX_PREFIX = "embeddings-"
 MATRIX_SUFFIX = ".f32"
-MATRIX_NAME = re.compile(r"embeddings-[0-9]{1,18}\.f32")  # the only matrix file names meta may hold
+MATRIX_NAME = re.compile(r"embeddings-[0-9]{1,18}\.f(32|16)")  # the only matrix file names meta may hold
 MAX_EMBED_DIM = 65536
 DTYPE = np.dtype("<f4")
+# how the matrix stores each embedding: name -> (dtype, file suffix); float32 unless asked at creation
+EMBEDDING_DTYPES = {"float32": (np.dtype("<f4"), ".f32"), "float16": (np.dtype("<f2"), ".f16")}
 NORM_TOLERANCE = 1e-2  # stored embeddings are L2-normalised; farther from 1 is an encoder failure
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -129,7 +133,7 @@ class FailedPhoto:
 class Snapshot:
     """What a search reads: the matrix (a read-only view, never copied) and who owns each row."""
 
-    matrix: np.ndarray  # (N, D) float32, memory-mapped
+    matrix: np.ndarray  # (N, D) float32 (float16 for an index created so), memory-mapped
     photo_ids: np.ndarray  # (N,) int64, -1 where the row is dead
     dead_rows: np.ndarray  # (n_dead,) int64 row numbers to mask
     live: int  # rows with an owner
@@ -217,7 +221,12 @@ class EmbeddingStore:
     it never writes and sees each commit of the writer on its next :meth:`snapshot`.
     """
 
-    def __init__(self, data_dir: str | Path, readonly: bool = False):
+    def __init__(self, data_dir: str | Path, readonly: bool = False, embedding_dtype: str | None = None):
+        """``embedding_dtype``: "float32" or "float16", how a *new* index stores its embeddings (None:
+        float32, or whatever the existing index holds). An existing index of another kind is refused,
+        never converted silently."""
+        if embedding_dtype is not None and embedding_dtype not in EMBEDDING_DTYPES:
+            raise StoreError(f"unknown embedding dtype {embedding_dtype!r}; expected one of {sorted(EMBEDDING_DTYPES)}")
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.readonly = readonly
         self.recovered: str | None = None  # a message when the store had to be repaired or rebuilt
@@ -253,9 +262,45 @@ class EmbeddingStore:
             try:
                 self._conn = self._open_or_rebuild()
                 self._recover_matrix()
+                self._choose_dtype(embedding_dtype)
             except BaseException:
                 self.close()
                 raise
+        if readonly and embedding_dtype is not None and embedding_dtype != self.embedding_dtype:
+            self.close()
+            raise StoreError(self._dtype_mismatch(embedding_dtype))
+
+    @property
+    def embedding_dtype(self) -> str:
+        """"float32" or "float16": how the matrix stores embeddings (its file's suffix says; before the
+        first matrix exists, what the index was created with)."""
+        meta = self._meta()
+        name = meta.get("matrix_file")
+        if name is not None:
+            return "float16" if name.endswith(".f16") else "float32"
+        return meta.get("embedding_dtype", "float32") if meta.get("embedding_dtype") in EMBEDDING_DTYPES else "float32"
+
+    @property
+    def _dtype(self) -> np.dtype:
+        return EMBEDDING_DTYPES[self.embedding_dtype][0]
+
+    def _dtype_mismatch(self, wanted: str) -> str:
+        return (f"the index in {self.data_dir} stores {self.embedding_dtype} embeddings, not {wanted}; the "
+                f"embedding dtype is chosen when an index is created: use another data directory, or delete "
+                f"this one to rebuild it as {wanted}")
+
+    def _choose_dtype(self, wanted: str | None) -> None:
+        """Record ``wanted`` on a new index; refuse it on an index that already holds another kind."""
+        meta = self._meta()
+        if wanted is None or wanted == self.embedding_dtype and "embedding_dtype" in meta:
+            return
+        if "matrix_file" in meta or "embedding_dtype" in meta:
+            if wanted != self.embedding_dtype:
+                raise StoreError(self._dtype_mismatch(wanted))
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._set_meta(embedding_dtype=wanted)
+            self._conn.execute("COMMIT")
 
     # ------------------------------------------------------------------ opening and recovery
 
@@ -356,7 +401,7 @@ class EmbeddingStore:
         """Make the matrix file agree with the committed row count; drop unused generations."""
         meta = self._meta()
         current = meta.get("matrix_file")
-        for f in self.data_dir.glob(f"{MATRIX_PREFIX}*{MATRIX_SUFFIX}"):
+        for f in [f for _, suffix in EMBEDDING_DTYPES.values() for f in self.data_dir.glob(f"{MATRIX_PREFIX}*{suffix}")]:
             if f.name != current:
                 logger.info("removing unused embedding file %s", f)
                 f.unlink()
@@ -364,7 +409,7 @@ class EmbeddingStore:
             return
         dim, n_rows = int(meta["embed_dim"]), int(meta["n_rows"])
         path = self.data_dir / current
-        row_bytes = dim * DTYPE.itemsize
+        row_bytes = dim * self._dtype.itemsize
         have = path.lstat().st_size if path.is_file() and not path.is_symlink() else 0
         if have < n_rows * row_bytes:
             usable = have // row_bytes
@@ -451,7 +496,7 @@ class EmbeddingStore:
         meta = self._meta()
         old_name = meta.get("matrix_file")
         gen = int(meta.get("generation", "0")) + 1
-        new_name = f"{MATRIX_PREFIX}{gen}{MATRIX_SUFFIX}"
+        new_name = f"{MATRIX_PREFIX}{gen}{EMBEDDING_DTYPES[self.embedding_dtype][1]}"
         new_path = self.data_dir / new_name
         new_path.unlink(missing_ok=True)  # a stray file or link of that name is replaced, never written through
         fd = os.open(new_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
@@ -460,7 +505,7 @@ class EmbeddingStore:
                 old = self._matrix_view()
                 offset, chunk = 0, 4096
                 for s in range(0, len(rows), chunk):
-                    block = np.ascontiguousarray(old[rows[s : s + chunk]], dtype=DTYPE).tobytes()
+                    block = np.ascontiguousarray(old[rows[s : s + chunk]], dtype=old.dtype).tobytes()
                     _pwrite_all(fd, block, offset)
                     offset += len(block)
             _fdatasync(fd)
@@ -587,8 +632,9 @@ class EmbeddingStore:
                 if np.abs(norms - 1).max() > NORM_TOLERANCE:
                     raise StoreError(f"refusing to store embeddings that are not L2-normalised (norms "
                                      f"{norms.min():.4g} to {norms.max():.4g}; encoder failure?)")
+                block = block.astype(self._dtype)  # float16: what is stored is what the checksum covers
                 checksums = row_checksums(block)
-                _pwrite_all(self._fd, block.tobytes(), n_rows * dim * DTYPE.itemsize)
+                _pwrite_all(self._fd, block.tobytes(), n_rows * dim * block.dtype.itemsize)
                 _fdatasync(self._fd)
             else:
                 checksums = np.empty(0, dtype=np.int64)
@@ -627,7 +673,7 @@ class EmbeddingStore:
     # ------------------------------------------------------------------ search side
 
     def _matrix_view(self) -> np.ndarray:
-        """(n_rows, D) float32 memmap of the committed rows (cached until the file or row count changes)."""
+        """(n_rows, D) float32 (or float16) memmap of the committed rows (cached until the file or row count changes)."""
         meta = self._meta()
         if "matrix_file" not in meta:
             return np.empty((0, 0), dtype=DTYPE)
@@ -638,11 +684,12 @@ class EmbeddingStore:
         key = (meta["matrix_file"], int(meta["n_rows"]), int(meta["embed_dim"]))
         if key != self._mmap_key:
             name, want, dim = key
+            dtype = EMBEDDING_DTYPES["float16" if name.endswith(".f16") else "float32"][0]
             path = self.data_dir / name
             try:
                 with open(os.open(path, os.O_RDONLY | _NOFOLLOW), "rb") as f:
-                    n = min(want, os.fstat(f.fileno()).st_size // (dim * DTYPE.itemsize))
-                    self._mmap = np.memmap(f, dtype=DTYPE, mode="r", shape=(n, dim)) if n else None
+                    n = min(want, os.fstat(f.fileno()).st_size // (dim * dtype.itemsize))
+                    self._mmap = np.memmap(f, dtype=dtype, mode="r", shape=(n, dim)) if n else None
             except FileNotFoundError:
                 n, self._mmap = 0, None
             except OSError as e:
@@ -651,7 +698,7 @@ class EmbeddingStore:
                 raise StoreError(f"the embedding file {name} in {self.data_dir} holds {n} of its {want} rows; "
                                  f"run `python -m app.engine index` to repair the index")
             if self._mmap is None:
-                self._mmap = np.empty((0, dim), dtype=DTYPE)
+                self._mmap = np.empty((0, dim), dtype=dtype)
             self._mmap_key = key
         return self._mmap  # type: ignore[return-value]
 
@@ -710,7 +757,7 @@ class EmbeddingStore:
             if row[2] is not None and int(row_checksums(embedding[None])[0]) != row[2]:
                 logger.warning("embedding row %d of %s is damaged; ignoring it", row[1], path)
                 return None
-            return row[0], embedding
+            return row[0], embedding.astype(np.float32)
 
     def stats(self) -> StoreStats:
         with self._lock:
@@ -761,7 +808,7 @@ class EmbeddingStore:
             dim, n_rows = int(meta["embed_dim"]), int(meta["n_rows"])
             path = self.data_dir / meta["matrix_file"]
             size = path.lstat().st_size if path.is_file() and not path.is_symlink() else -1
-            if size < n_rows * dim * DTYPE.itemsize:
+            if size < n_rows * dim * self._dtype.itemsize:
                 problems.append(f"{path.name} has {'no file' if size < 0 else f'{size} bytes'}, "
                                 f"fewer than {n_rows} rows of {dim} floats")
             bad = c.execute("SELECT COUNT(*) FROM photos WHERE row IS NOT NULL AND (row < 0 OR row >= ?)",

@@ -90,3 +90,24 @@ def test_a_search_through_the_onnx_bundle_never_imports_torch(onnx_bundle, make_
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == {"loaded": [], "hits": 3, "onnxruntime": True}
+
+
+def test_a_search_process_never_builds_the_image_session(onnx_bundle, tmp_path):
+    """Launch-to-first-result: a search needs only the text program; the image session is built on the
+    first image batch, and a broken image program is still a clear ModelLoadError naming it."""
+    from app.engine.runtimes import ModelLoadError
+
+    enc = load_encoders(onnx_bundle)
+    assert set(enc._sessions) == {"text"}
+    enc.encode_queries(["a red circle"])
+    assert set(enc._sessions) == {"text"}
+    assert enc.encode_images(np.zeros((2, 3, 32, 32), np.float32)).shape == (2, enc.embed_dim)
+    assert set(enc._sessions) == {"text", "image"}
+
+    broken = tmp_path / "broken"
+    shutil.copytree(onnx_bundle, broken)
+    image = next(broken.glob("student_image_*.onnx"))
+    image.write_bytes(b"not an onnx program")
+    enc = load_encoders(broken, verify=False)  # the sha256 check would refuse it first
+    with pytest.raises(ModelLoadError, match="cannot load the image program"):
+        enc.encode_images(np.zeros((1, 3, 32, 32), np.float32))

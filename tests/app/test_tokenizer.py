@@ -64,3 +64,24 @@ def test_bpe_tokenizer_equals_open_clip():
     np.testing.assert_array_equal(ours(PROBES), theirs(PROBES).numpy())
     assert (ours.sot_token_id, ours.eot_token_id, ours.vocab_size) == (
         theirs.sot_token_id, theirs.eot_token_id, theirs.vocab_size)
+
+
+def test_a_plain_ascii_query_never_imports_ftfy_and_tokenizes_as_open_clip():
+    """ftfy's import was 0.18 s of launch-to-first-result; it is only needed for text it could change."""
+    import random
+    import string
+    import subprocess
+    import sys
+
+    code = ("import sys; from app.engine.bpe import BpeTokenizer; "
+            f"t = BpeTokenizer({default_bpe()!r}, 77); t(['a red circle left of a blue box']); "
+            "print('ftfy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    ours, theirs = BpeTokenizer(default_bpe(), 77), SimpleTokenizer()
+    rng = random.Random(0)
+    chars = string.printable + "&éü“”ﬁ\u00a0"
+    texts = ["".join(rng.choice(chars) for _ in range(rng.randint(1, 30))) for _ in range(300)]
+    texts += ["a dog &amp;amp; a cat", "caf\u00c3\u00a9", "\x1b[31mred\x1b[0m"]
+    for text in texts:
+        assert ours([text])[0].tolist() == [t for t in theirs([text])[0].tolist()], text

@@ -3,11 +3,14 @@
 Why it exists: the ExecuTorch Python runtime imports ``executorch.exir`` and torch (seconds, ~1 GB
 resident) before it runs a program that takes milliseconds; ONNX Runtime is one native library with
 numpy in and out. The image program takes any batch (one call per indexing batch), the text program
-any length from 2 to the context (a query is fed at its own length).
+any length from 2 to the context (a query is fed at its own length). The image program's session is
+created on the first image batch: a search process never needs it, and building it (graph
+optimisation) was a tenth of launch-to-first-result.
 """
 from __future__ import annotations
 
 import logging
+import threading
 
 import numpy as np
 
@@ -18,7 +21,8 @@ logger = logging.getLogger(__name__)
 
 
 class ONNXEncoders(Encoders):
-    """Both programs as ONNX Runtime sessions, created once and kept (CPU execution provider)."""
+    """Both programs as ONNX Runtime sessions, created once and kept (CPU execution provider); the
+    image session on first use."""
 
     backend = "onnx"
 
@@ -31,23 +35,38 @@ class ONNXEncoders(Encoders):
         self.bundle = bundle
         self.preprocess, self.tokenizer = bundle.preprocess, bundle.tokenizer
         self.embed_dim, self.model_id = bundle.embed_dim, bundle.model_id
-        options = ort.SessionOptions()
+        self._ort = ort
+        self._options = ort.SessionOptions()
         if threads:
-            options.intra_op_num_threads = threads
+            self._options.intra_op_num_threads = threads
+        for path in (bundle.image_program, bundle.text_program):
+            if not path.is_file():
+                raise ModelLoadError(f"{bundle.root}: program {path.name} is missing")
         self._sessions, self._inputs = {}, {}
-        for name, path in (("image", bundle.image_program), ("text", bundle.text_program)):
-            try:
-                session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/InvalidProtobuf types
-                raise ModelLoadError(f"onnxruntime cannot load the {name} program {path}: {e}") from e
-            self._sessions[name] = session
-            self._inputs[name] = session.get_inputs()[0].name
+        self._open_lock = threading.Lock()
+        self._open("text")
         logger.info("loaded %s", self.describe())
+
+    def _open(self, name: str):
+        """The session of the ``name`` program, created on first use. Raises ModelLoadError."""
+        session = self._sessions.get(name)
+        if session is not None:
+            return session
+        with self._open_lock:
+            if name not in self._sessions:
+                path = self.bundle.image_program if name == "image" else self.bundle.text_program
+                try:
+                    session = self._ort.InferenceSession(str(path), self._options, providers=["CPUExecutionProvider"])
+                except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/InvalidProtobuf types
+                    raise ModelLoadError(f"onnxruntime cannot load the {name} program {path}: {e}") from e
+                self._inputs[name] = session.get_inputs()[0].name
+                self._sessions[name] = session
+            return self._sessions[name]
 
     def encode_images(self, pixels: np.ndarray) -> np.ndarray:
         out = []
         for chunk, n in batches_for(np.ascontiguousarray(pixels, dtype=np.float32), self.bundle.image_batch):
-            out.append(self._sessions["image"].run(None, {self._inputs["image"]: chunk})[0][:n])
+            out.append(self._open("image").run(None, {self._inputs["image"]: chunk})[0][:n])
         return l2_normalize(np.concatenate(out)) if out else np.zeros((0, self.embed_dim), np.float32)
 
     def encode_tokens(self, tokens: np.ndarray) -> np.ndarray:
