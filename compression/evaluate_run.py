@@ -26,11 +26,8 @@ logger = logging.getLogger(__name__)
 
 
 def preprocess_of(meta: dict[str, Any], where: Path) -> Preprocess:
-    try:
-        pre = meta["preprocess"]
-        return Preprocess(int(pre["image_size"]), tuple(pre["mean"]), tuple(pre["std"]))
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{where}: no usable 'preprocess' entry ({e!r})") from e
+    """The run's image preprocessing (student.json["preprocess"]); FormatError naming ``where`` if unusable."""
+    return Preprocess.from_dict(meta.get("preprocess"), f"{where}: preprocess")
 
 
 def evaluate_run(run_dir: Path, paired: str, image_root: str | None, split: str, ks: list[int], fold_size: int | None,

@@ -15,7 +15,8 @@ from compression.config import ConfigError, config_from_dict
 from compression.data.captioned import CaptionedImages
 from compression.data.loading import Datasets, load_datasets
 from compression.data.transforms import image_transform
-from compression.models.teacher import Preprocess
+from formats.preprocess import Preprocess
+from formats.text import cut_row
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +45,7 @@ def load_run_datasets(run_dir: Path, cache_dir: Path | None = None) -> Datasets:
 
 def preprocess_from_meta(meta: dict[str, Any]) -> Preprocess:
     """The checkpoint's image preprocessing (student.json["preprocess"])."""
-    try:
-        p = meta["preprocess"]
-        return Preprocess(
-            int(p["image_size"]), tuple(p["mean"]), tuple(p["std"]), p.get("resize", Preprocess.resize)
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"student.json: 'preprocess' is missing or incomplete ({e!r})") from e
+    return Preprocess.from_dict(meta.get("preprocess"), "student.json: preprocess")
 
 
 def spread_indices(total: int, n: int | None) -> list[int]:
@@ -68,7 +63,7 @@ def image_tensors(split: CaptionedImages, pre: Preprocess, indices: Sequence[int
 
 def cut_after_eot(tokens: torch.Tensor) -> list[torch.Tensor]:
     """(C, context) padded ids -> C tensors (1, L_i) cut right after each EOT (the highest id)."""
-    return [tokens[i : i + 1, : int(tokens[i].argmax()) + 1].clone() for i in range(tokens.shape[0])]
+    return [cut_row(tokens, i).clone() for i in range(tokens.shape[0])]
 
 
 def token_sequences(

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import open_clip
@@ -10,6 +9,7 @@ import torch
 from torch import nn
 
 from compression.models.weights import WeightsUnavailableError, weights_failure
+from formats.preprocess import Preprocess
 
 logger = logging.getLogger(__name__)
 
@@ -23,19 +23,6 @@ def register_model_configs() -> None:
     if not _registered:
         open_clip.add_model_config(MODEL_CONFIG_DIR)
         _registered = True
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """How an image becomes a tensor; identical for teacher, student, export and app."""
-
-    image_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    resize: str = "shortest-side bicubic resize to image_size, then center crop image_size x image_size"
-
-    def to_dict(self) -> dict:
-        return {"image_size": self.image_size, "mean": list(self.mean), "std": list(self.std), "resize": self.resize}
 
 
 def resolve_teacher_name(model_name: str, pretrained: str | None) -> str:
