@@ -286,8 +286,13 @@ def _json_key(path: Path, *keys: str) -> Any:
 def read_model_info(path: str | Path) -> ModelInfo:
     """Facts of a run directory (student.json) or one export bundle (manifest.json). Raises ValueError
     naming the file and key when ``path`` is neither or lacks what is needed."""
-    path = Path(path)
-    if (path / "student.json").is_file():
+    from formats.model_dir import BUNDLES, RUN, resolve_model
+
+    model = resolve_model(path)  # ModelNotFoundError (a ValueError) when it is neither
+    path = model.path
+    if model.kind == BUNDLES:
+        raise ValueError(f"{path} is a folder of bundles: pass one of them to --model (e.g. {model.root})")
+    if model.kind == RUN:
         student = path / "student.json"
         return ModelInfo(
             path,
@@ -299,24 +304,17 @@ def read_model_info(path: str | Path) -> ModelInfo:
             path,
         )
     manifest = path / "manifest.json"
-    if manifest.is_file():
-        source = Path(str((_json_key(manifest, "source") or {}).get("checkpoint") or ""))
-        run_dir = source if source.parts and (source / "metrics.json").is_file() else None
-        return ModelInfo(
-            path,
-            "bundle",
-            str(_json_key(manifest, "backend")),
-            str(_json_key(manifest, "precision")),
-            int(_json_key(manifest, "embedding_dim")),
-            int(_json_key(manifest, "image", "image_size")),
-            run_dir,
-        )
-    if path.is_dir() and any((p / "manifest.json").is_file() for p in path.iterdir()):
-        raise ValueError(
-            f"{path} is a folder of bundles: pass one of them to --model "
-            f"(e.g. {next(p for p in sorted(path.iterdir()) if (p / 'manifest.json').is_file())})"
-        )
-    raise ValueError(f"{path} is neither a run directory (student.json) nor an export bundle (manifest.json)")
+    source = Path(str((_json_key(manifest, "source") or {}).get("checkpoint") or ""))
+    run_dir = source if source.parts and (source / "metrics.json").is_file() else None
+    return ModelInfo(
+        path,
+        "bundle",
+        str(_json_key(manifest, "backend")),
+        str(_json_key(manifest, "precision")),
+        int(_json_key(manifest, "embedding_dim")),
+        int(_json_key(manifest, "image", "image_size")),
+        run_dir,
+    )
 
 
 def fill_store(
