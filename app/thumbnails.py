@@ -16,6 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from app.engine.decode import DecodeLimits, PhotoDecodeError, decode_rgb, read_photo_bytes
+from formats.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -93,13 +94,8 @@ class ThumbnailCache:
 
     @staticmethod
     def _write(image: Image.Image, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f"{target.name}.tmp{os.getpid()}-{threading.get_ident()}")
-        try:
+        with atomic_path(target) as tmp:
             image.save(tmp, format="JPEG", quality=JPEG_QUALITY)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def size_bytes(self) -> int:
         """Bytes the cache takes on disk."""

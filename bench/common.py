@@ -18,6 +18,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Self
 
+import formats.atomic
+from formats.atomic import atomic_write_bytes
+
 logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,16 +31,9 @@ EXTRA_LIBRARIES = ("faiss-cpu", "pillow", "matplotlib")
 # measures a cold start imports this module first, and must not pay for them before it starts timing.
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """compression.checkpoint's writer: a temporary file in the same folder, fsync, rename over ``path``."""
-    from compression.checkpoint import atomic_write_bytes as write
-
-    write(Path(path), data)
-
-
 def atomic_write_json(path: Path, obj: Any) -> None:
-    """``obj`` as indented JSON, written atomically (a reader never sees half a file)."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+    """``obj`` as indented JSON in the order written (results read top to bottom), written atomically."""
+    formats.atomic.atomic_write_json(path, obj, sort_keys=False)
 
 
 class SkipSection(Exception):

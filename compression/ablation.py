@@ -15,10 +15,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from compression.checkpoint import atomic_write_bytes, atomic_write_json
 from compression.config import ConfigError, config_digest, load_config
 from compression.pipeline import STATE_FILE, RunDirError, RunState, run_pipeline
 from compression.run import default_cache_dir
+from formats.atomic import atomic_write_bytes, atomic_write_json
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import torch
 
 from compression.assembled_features import FrozenFeatures, cached_features
 from compression.assembled_training import ClassNameTexts, SharedTrainConfig, evaluate_shared, train_shared
-from compression.checkpoint import atomic_write_json, save_weights
+from compression.checkpoint import save_weights
 from compression.conse import (
     DEFAULT_TOP_T,
     cached_class_name_embeddings,
@@ -40,6 +40,7 @@ from compression.models.pretrained_towers import (
     create_minilm,
 )
 from compression.run import default_cache_dir
+from formats.atomic import atomic_write_json
 
 logger = logging.getLogger(__name__)
 

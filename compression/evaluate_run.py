@@ -17,10 +17,11 @@ from typing import Any
 
 import torch
 
-from compression.checkpoint import CheckpointError, atomic_write_json, load_student, read_json
+from compression.checkpoint import CheckpointError, load_student, read_json
 from compression.data.readers import DataFormatError, read_karpathy
 from compression.data.transforms import image_transform
 from compression.models.teacher import Preprocess, build_tokenizer
+from formats.atomic import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
