@@ -1,14 +1,6 @@
 """A model bundle on disk: programs + tokenizer files + manifest.json, written aside and swapped in.
 
-Layout of a bundle directory::
-
-    manifest.json                          what the app needs to run the programs, sha256 of every file
-    tokenizer.json                         context length, special ids, cleaning rule, BPE file name
-    bpe_simple_vocab_16e6.txt.gz           open_clip's BPE merges (the vocabulary is derived from them)
-    student_image_<backend>_<precision>.<ext>
-    student_text_<backend>_<precision>.<ext>
-
-The readers (``load_manifest``, ``verify_bundle``, ``text_input_length``) are the format's own and live
+The layout of a bundle directory is in ``formats.manifest``. The readers (``load_manifest``, ``verify_bundle``, ``text_input_length``) are the format's own and live
 in ``formats.manifest`` (torch-free, shipped to phones); they are re-exported here for the exporters.
 This module keeps the writers, which need torch and open_clip.
 """
