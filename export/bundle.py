@@ -1,8 +1,8 @@
 """A model bundle on disk: programs + tokenizer files + manifest.json, written aside and swapped in.
 
-The layout of a bundle directory is in ``formats.manifest``. The readers (``load_manifest``, ``verify_bundle``, ``text_input_length``) are the format's own and live
-in ``formats.manifest`` (torch-free, shipped to phones); they are re-exported here for the exporters.
-This module keeps the writers, which need torch and open_clip.
+The layout and the readers (``load_manifest``, ``verify_bundle``, ``text_input_length``) are the
+format's own and live in ``formats.manifest`` (torch-free, shipped to phones); they are re-exported
+here for the exporters. This module keeps the writers, which need torch and open_clip.
 """
 
 from __future__ import annotations
