@@ -11,11 +11,13 @@ from typing import Any
 
 import yaml
 
+from formats.errors import UserError
+
 CONFIG_DIR = Path(__file__).parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "offline.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override that does not fit the schema; the message names the key."""
 
 

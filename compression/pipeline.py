@@ -29,7 +29,7 @@ from compression.checkpoint import (
     save_student,
     save_weights,
 )
-from compression.config import RunConfig, config_digest, config_to_dict
+from compression.config import ConfigError, RunConfig, config_digest, config_to_dict
 from compression.data.captioned import CaptionedImages
 from compression.data.loading import Datasets, load_datasets
 from compression.data.transforms import image_transform
@@ -53,13 +53,14 @@ from compression.models.teacher import (
     text_encoder,
 )
 from compression.stages import PhaseContext, stage1_image, stage1_text, stage2_student, train_clip
+from formats.errors import UserError
 
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 
 
-class RunDirError(ValueError):
+class RunDirError(UserError, ValueError):
     """A run directory that cannot be resumed with this config; says what to do instead."""
 
 
@@ -68,7 +69,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available on this machine")
+        raise ConfigError(f"device {name!r} requested but CUDA is not available on this machine")
     return device
 
 

@@ -14,7 +14,7 @@ from torch import nn
 from tqdm import tqdm
 
 from compression.checkpoint import atomic_torch_save
-from compression.config import OptimConfig
+from compression.config import ConfigError, OptimConfig
 from compression.distributed import SINGLE, Dist, gather_rows
 
 logger = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def autocast(device: torch.device, precision: str):
         return nullcontext()
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    raise ConfigError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
 
 
 def train_phase(
@@ -172,7 +172,7 @@ def train_phase(
     if not params:
         raise ValueError(f"phase {name}: no trainable parameters")
     if cfg.accum_steps < 1:
-        raise ValueError(f"phase {name}: accum_steps must be >= 1, got {cfg.accum_steps}")
+        raise ConfigError(f"phase {name}: accum_steps must be >= 1, got {cfg.accum_steps}")
     optimizer = make_optimizer(params, cfg)
     min_size = dist.world_size * cfg.accum_steps
     steps_per_epoch = len(batch_indices(n_items, cfg.batch_size, np.random.default_rng(0), min_size))

@@ -19,9 +19,8 @@ from pathlib import Path
 from app.desktop.models import load_model  # this CLI is a desktop entry point (not shipped to phones)
 from app.engine.engine import SearchEngine
 from app.engine.pathnames import shown
-from app.engine.runtimes import ModelLoadError
 from app.engine.store import StoreError
-from app.engine.tokenizer import QueryError
+from formats.cli import cli_main
 
 logger = logging.getLogger(__name__)
 
@@ -221,6 +220,7 @@ def _status(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+@cli_main("app.engine", interrupted="interrupted; the index is consistent, run again to resume", show=shown)
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -230,16 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("search", "similar"):
             return _search(args)
         return _status(args)
-    except (ModelLoadError, StoreError, QueryError) as e:
-        print(f"app.engine {args.command}: error: {shown(str(e))}", file=sys.stderr)
-        return 2
     except sqlite3.DatabaseError as e:  # a reader met a damaged index; the writer repairs it on open
-        print(f"app.engine {args.command}: error: the index in {shown(str(args.data_dir))} is damaged ({e}); "
-              f"run `python -m app.engine index` to rebuild it", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"app.engine {args.command}: interrupted; the index is consistent, run again to resume", file=sys.stderr)
-        return 130
+        raise StoreError(f"{args.command}: the index in {args.data_dir} is damaged ({e}); "
+                         f"run `python -m app.engine index` to rebuild it") from e
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ import numpy as np
 from app.engine.pathnames import from_db, to_db
 from app.engine.row_checksum import row_checksums
 from app.engine.scanner import KnownPhoto, ScanPlan
+from formats.errors import UserError
 
 try:
     import fcntl
@@ -87,7 +88,7 @@ _MIGRATIONS = {
 }
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError, RuntimeError):
     """An index that cannot be opened or used as asked; names the data directory."""
 
 

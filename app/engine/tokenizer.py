@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from formats.errors import UserError
 from formats.text import sequence_length
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ MAX_QUERY_CHARS = 4096
 _INVISIBLE = {"Zs", "Cf", "Cc"}
 
 
-class QueryError(ValueError):
+class QueryError(UserError, ValueError):
     """A search request that cannot be run as given (empty query, bad K, unreadable query image)."""
 
 

@@ -8,6 +8,7 @@ import open_clip
 import torch
 from torch import nn
 
+from compression.config import ConfigError
 from compression.models.weights import WeightsUnavailableError, weights_failure
 from formats.preprocess import Preprocess
 
@@ -56,7 +57,7 @@ def create_teacher(model_name: str, pretrained: str | None = None) -> nn.Module:
     register_model_configs()
     known = open_clip.list_models()
     if model_name not in known:
-        raise ValueError(
+        raise ConfigError(
             f"unknown teacher model {model_name!r}; try one of open_clip.list_models() "
             f"(e.g. 'ViT-B-32') or add a JSON to {MODEL_CONFIG_DIR}"
         )
@@ -95,7 +96,7 @@ def teacher_preprocess_from_config(model_name: str, pretrained: str | None) -> t
     register_model_configs()
     cfg = open_clip.get_model_config(model_name)
     if cfg is None:
-        raise ValueError(f"unknown teacher model {model_name!r}; try one of open_clip.list_models()")
+        raise ConfigError(f"unknown teacher model {model_name!r}; try one of open_clip.list_models()")
     size = cfg["vision_cfg"].get("image_size", 224)
     size = size[0] if isinstance(size, (tuple, list)) else int(size)
     tag = (open_clip.get_pretrained_cfg(model_name, pretrained) or {}) if pretrained else {}
