@@ -4,9 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import compression.assembled_teacher as assembled_teacher
-import compression.evaluate_run as evaluate_run
-import compression.pipeline as pipeline
+from compression import assembled_teacher, evaluate_run, pipeline
 from compression.data.readers import DataFormatError
 from compression.run import main as run_main
 
