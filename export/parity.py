@@ -26,6 +26,7 @@ from compression.evaluate import recall_at_k
 from compression.models.teacher import build_tokenizer
 from export.benchmark import captions_of, cut_after_eot, image_tensors, load_run_datasets, spread_indices
 from export.bundle import BundleError, load_tokenizer, path_bytes, verify_bundle, write_manifest
+from export.coreml_package import validate_package
 from export.errors import ExportError
 from export.runtimes import coreml_prediction_available, open_encoders
 from export.source import ExportSource, load_export_source
@@ -184,8 +185,6 @@ def check_parity(
         failures=failures,
     )
     if backend == "coreml":
-        from export.coreml import validate_package
-
         report.structure = validate_package(bundle_dir, manifest)
         ok, why = coreml_prediction_available()
         if not ok:
