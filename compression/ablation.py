@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from compression.config import config_digest, load_config
-from compression.pipeline import STATE_FILE, RunDirError, RunState, run_pipeline
+from compression.pipeline import PHASES, STATE_FILE, RunDirError, RunState, run_pipeline
 from compression.run import default_cache_dir
 from formats.atomic import atomic_write_bytes, atomic_write_json
 from formats.cli import cli_main
@@ -63,7 +63,7 @@ def seed_from_full(full_dir: Path, variant_dir: Path, digest: str, shared: list[
                 f"(--set keep_phase_checkpoints=true for the main job, then run it again)"
             )
         shutil.copy2(src, variant_dir / "checkpoints" / src.name)
-        if phase.startswith("teacher-"):
+        if PHASES[phase].trains == "teacher":
             state.teacher_file = f"checkpoints/{src.name}"
         else:
             state.student_file = f"checkpoints/{src.name}"
