@@ -115,7 +115,7 @@ def make_optimizer(params: list[nn.Parameter], cfg: OptimConfig) -> torch.optim.
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps)
 
 
 def autocast(device: torch.device, precision: str):
@@ -238,7 +238,8 @@ def train_phase(
                 group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
             terms = step([next(batches) for _ in range(n_micro)])
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            if cfg.grad_clip_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip_norm)
             optimizer.step()
             with torch.no_grad():
                 for p in clamp_logit_scale:
