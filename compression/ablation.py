@@ -15,9 +15,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from compression.config import config_digest, load_config
+from compression.config import config_digest, default_cache_dir, load_config
 from compression.pipeline import PHASES, STATE_FILE, RunDirError, RunState, run_pipeline
-from compression.run import default_cache_dir
 from formats.atomic import atomic_write_bytes, atomic_write_json
 from formats.cli import cli_main
 

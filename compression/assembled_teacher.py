@@ -21,6 +21,7 @@ import torch
 from compression.assembled_features import FrozenFeatures, cached_features
 from compression.assembled_training import ClassNameTexts, SharedTrainConfig, evaluate_shared, train_shared
 from compression.checkpoint import save_weights
+from compression.config import default_cache_dir
 from compression.conse import (
     DEFAULT_TOP_T,
     cached_class_name_embeddings,
@@ -37,7 +38,6 @@ from compression.models.pretrained_towers import (
     create_efficientnet_lite,
     create_minilm,
 )
-from compression.run import default_cache_dir
 from formats.atomic import atomic_write_json
 from formats.cli import cli_main
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -14,6 +15,12 @@ import yaml
 from formats.errors import UserError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+def default_cache_dir() -> Path:
+    """Where generated data and from-scratch teachers are cached by default: $XDG_CACHE_HOME/pocketclip."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "pocketclip"
 DEFAULT_CONFIG = CONFIG_DIR / "offline.yaml"
 
 

@@ -8,20 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
-from compression.config import CONFIG_DIR, load_config
+from compression.config import CONFIG_DIR, default_cache_dir, load_config
 from formats.cli import Interrupted, cli_main
 from formats.errors import UserError
 
 logger = logging.getLogger(__name__)
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "pocketclip"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

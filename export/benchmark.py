@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from compression.checkpoint import CheckpointError, read_json
-from compression.config import ConfigError, config_from_dict
+from compression.config import ConfigError, config_from_dict, default_cache_dir
 from compression.data.captioned import CaptionedImages
 from compression.data.loading import Datasets, load_datasets
 from compression.data.transforms import image_transform
@@ -19,13 +19,6 @@ from formats.preprocess import Preprocess
 from formats.text import cut_row
 
 logger = logging.getLogger(__name__)
-
-
-def default_cache_dir() -> Path:
-    """The cache ``python -m compression.run`` uses by default ($XDG_CACHE_HOME/pocketclip)."""
-    from compression.run import default_cache_dir as run_default
-
-    return run_default()
 
 
 def load_run_datasets(run_dir: Path, cache_dir: Path | None = None) -> Datasets:
