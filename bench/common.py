@@ -268,10 +268,9 @@ class ModelInfo:
 
 
 def _json_key(path: Path, *keys: str) -> Any:
-    try:
-        value: Any = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read {path}: {e}") from e
+    from formats.jsonfile import read_json_object
+
+    value: Any = read_json_object(path, path.name)  # FormatError (a ValueError) naming the file
     for key in keys:
         if not isinstance(value, dict) or key not in value:
             raise ValueError(f"{path} has no {'.'.join(keys)}")
