@@ -16,6 +16,8 @@ from pathlib import Path
 from app.launch import LaunchOptions, missing_model_message, prepare_platform
 from app.platform import default_model_path, detect_platform
 from app.runtime_preload import preload_runtime
+from formats.cli import cli_main
+from formats.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
+@cli_main("python -m app")
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args = parse_args(argv)
@@ -52,12 +55,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     message = missing_model_message(args.bundle)
     if message is not None:
-        print(f"python -m app: error: {message}", file=sys.stderr)
-        return 2
+        raise UserError(message)
     for folder in args.gallery or []:
         if not folder.is_dir():
-            print(f"python -m app: error: gallery {folder} is not a folder", file=sys.stderr)
-            return 2
+            raise UserError(f"gallery {folder} is not a folder")
     options = LaunchOptions(model=args.bundle, data_dir=args.data_dir,
                             galleries=[str(g) for g in args.gallery] if args.gallery else None, started=started)
     preload_runtime(args.bundle)  # before Kivy's window: see app/runtime_preload.py

@@ -6,6 +6,8 @@ import logging
 import os
 from pathlib import Path
 
+from formats.atomic import atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 SETTINGS_NAME = "app_settings.json"
@@ -43,8 +45,5 @@ class GallerySettings:
             if path not in unique:
                 unique.append(path)
         self.folders = unique
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"galleries": unique}, indent=2))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps({"galleries": unique}, indent=2))
         return unique

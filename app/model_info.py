@@ -5,16 +5,19 @@ settings screen can describe a model even while it is still loading.
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from formats.errors import FormatError
+from formats.jsonfile import read_json_object
+from formats.model_dir import RUN, ModelNotFoundError, resolve_model
+
 logger = logging.getLogger(__name__)
 
 
-class ModelInfoError(ValueError):
+class ModelInfoError(FormatError):
     """A model folder whose manifest.json / student.json is missing or unreadable; names the file."""
 
 
@@ -53,13 +56,7 @@ class ModelInfo:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ModelInfoError(f"cannot read {path}: {e}") from e
-    if not isinstance(data, dict):
-        raise ModelInfoError(f"{path}: expected a JSON object")
-    return data
+    return read_json_object(path, path.name, ModelInfoError)
 
 
 def _bundle_info(root: Path) -> ModelInfo:
@@ -97,24 +94,19 @@ def _run_info(root: Path) -> ModelInfo:
 
 
 def read_model_info(path: str | Path) -> ModelInfo:
-    """Describe the model at ``path``: a bundle, a run directory, or a folder of bundles (the first one)."""
-    root = Path(path)
-    if (root / "manifest.json").is_file():
-        return _bundle_info(root)
-    if (root / "student.json").is_file():
-        return _run_info(root)
-    if root.is_dir():
-        for sub in sorted(root.iterdir()):
-            if (sub / "manifest.json").is_file():
-                return _bundle_info(sub)
-    raise ModelInfoError(f"{root} holds neither manifest.json (a bundle) nor student.json (a run directory)")
+    """Describe the model at ``path``: a bundle, a run directory, or a folder of bundles (the one the
+    engine opens first here, ``formats.model_dir.resolve_model``)."""
+    try:
+        model = resolve_model(path)
+    except ModelNotFoundError as e:
+        raise ModelInfoError(str(e)) from e
+    return _run_info(model.root) if model.kind == RUN else _bundle_info(model.root)
 
 
 def is_model_dir(path: str | Path) -> bool:
     """True when ``path`` looks like something ``load_encoders`` can open."""
-    root = Path(path)
-    if not root.is_dir():
+    try:
+        resolve_model(path)
+    except ModelNotFoundError:
         return False
-    if (root / "manifest.json").is_file() or (root / "student.json").is_file():
-        return True
-    return any((sub / "manifest.json").is_file() for sub in root.iterdir() if sub.is_dir())
+    return True

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import logging
 import time
 from pathlib import Path
+
+from formats.model_dir import RUN, ModelNotFoundError, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -21,17 +22,12 @@ logger = logging.getLogger(__name__)
 def runtime_needs_torch(model: Path) -> bool:
     """Whether opening ``model`` on this desktop imports torch: a run directory, or an ExecuTorch bundle
     (its desktop runtime is ``executorch.runtime``, which imports torch). Core ML bundles do not."""
-    if (model / "student.json").is_file():
-        return True
-    manifests = [model / "manifest.json"] if (model / "manifest.json").is_file() else sorted(model.glob("*/manifest.json"))
-    for manifest in manifests:
-        try:
-            backend = json.loads(manifest.read_text()).get("backend", "")
-        except (OSError, ValueError):
-            continue
-        if backend == "executorch-xnnpack":
-            return True
-    return False
+    try:
+        found = resolve_model(model)
+    except ModelNotFoundError:
+        return False
+    # a folder: any of its bundles may be the one that opens (the engine moves on when one cannot)
+    return found.kind == RUN or "executorch-xnnpack" in found.backends
 
 
 def preload_runtime(model: Path) -> float:

@@ -17,6 +17,7 @@ from PIL import Image
 
 from app.engine.decode import DecodeLimits, PhotoDecodeError, decode_rgb, read_photo_bytes
 from app.engine.photo_sources import source_for
+from formats.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -122,13 +123,8 @@ class ThumbnailCache:
 
     @staticmethod
     def _write(image: Image.Image, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f"{target.name}.tmp{os.getpid()}-{threading.get_ident()}")
-        try:
+        with atomic_path(target) as tmp:
             image.save(tmp, format="JPEG", quality=JPEG_QUALITY)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def size_bytes(self) -> int:
         """Bytes the cache takes on disk."""

@@ -48,6 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from formats.cli import cli_main
+
 logger = logging.getLogger("bench")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -302,6 +304,7 @@ def render_existing(out: Path) -> int:
     return 0
 
 
+@cli_main("bench")
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)

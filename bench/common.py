@@ -18,6 +18,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Self
 
+import formats.atomic
+from formats.atomic import atomic_write_bytes
+
 logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,16 +31,9 @@ EXTRA_LIBRARIES = ("faiss-cpu", "pillow", "matplotlib")
 # measures a cold start imports this module first, and must not pay for them before it starts timing.
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """compression.checkpoint's writer: a temporary file in the same folder, fsync, rename over ``path``."""
-    from compression.checkpoint import atomic_write_bytes as write
-
-    write(Path(path), data)
-
-
 def atomic_write_json(path: Path, obj: Any) -> None:
-    """``obj`` as indented JSON, written atomically (a reader never sees half a file)."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+    """``obj`` as indented JSON in the order written (results read top to bottom), written atomically."""
+    formats.atomic.atomic_write_json(path, obj, sort_keys=False)
 
 
 class SkipSection(Exception):
@@ -272,10 +268,9 @@ class ModelInfo:
 
 
 def _json_key(path: Path, *keys: str) -> Any:
-    try:
-        value: Any = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read {path}: {e}") from e
+    from formats.jsonfile import read_json_object
+
+    value: Any = read_json_object(path, path.name)  # FormatError (a ValueError) naming the file
     for key in keys:
         if not isinstance(value, dict) or key not in value:
             raise ValueError(f"{path} has no {'.'.join(keys)}")
@@ -286,8 +281,13 @@ def _json_key(path: Path, *keys: str) -> Any:
 def read_model_info(path: str | Path) -> ModelInfo:
     """Facts of a run directory (student.json) or one export bundle (manifest.json). Raises ValueError
     naming the file and key when ``path`` is neither or lacks what is needed."""
-    path = Path(path)
-    if (path / "student.json").is_file():
+    from formats.model_dir import BUNDLES, RUN, resolve_model
+
+    model = resolve_model(path)  # ModelNotFoundError (a ValueError) when it is neither
+    path = model.path
+    if model.kind == BUNDLES:
+        raise ValueError(f"{path} is a folder of bundles: pass one of them to --model (e.g. {model.root})")
+    if model.kind == RUN:
         student = path / "student.json"
         return ModelInfo(
             path,
@@ -299,24 +299,17 @@ def read_model_info(path: str | Path) -> ModelInfo:
             path,
         )
     manifest = path / "manifest.json"
-    if manifest.is_file():
-        source = Path(str((_json_key(manifest, "source") or {}).get("checkpoint") or ""))
-        run_dir = source if source.parts and (source / "metrics.json").is_file() else None
-        return ModelInfo(
-            path,
-            "bundle",
-            str(_json_key(manifest, "backend")),
-            str(_json_key(manifest, "precision")),
-            int(_json_key(manifest, "embedding_dim")),
-            int(_json_key(manifest, "image", "image_size")),
-            run_dir,
-        )
-    if path.is_dir() and any((p / "manifest.json").is_file() for p in path.iterdir()):
-        raise ValueError(
-            f"{path} is a folder of bundles: pass one of them to --model "
-            f"(e.g. {next(p for p in sorted(path.iterdir()) if (p / 'manifest.json').is_file())})"
-        )
-    raise ValueError(f"{path} is neither a run directory (student.json) nor an export bundle (manifest.json)")
+    source = Path(str((_json_key(manifest, "source") or {}).get("checkpoint") or ""))
+    run_dir = source if source.parts and (source / "metrics.json").is_file() else None
+    return ModelInfo(
+        path,
+        "bundle",
+        str(_json_key(manifest, "backend")),
+        str(_json_key(manifest, "precision")),
+        int(_json_key(manifest, "embedding_dim")),
+        int(_json_key(manifest, "image", "image_size")),
+        run_dir,
+    )
 
 
 def fill_store(

@@ -74,6 +74,7 @@ from bench.encoder_towers import (
     token_batch,
 )
 from bench.encoders_report import plot, to_markdown
+from formats.cli import cli_main
 
 logger = logging.getLogger(__name__)
 
@@ -306,6 +307,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@cli_main("bench.encoders")
 def main(argv: list[str] | None = None) -> int:
     import shutil
 

@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from formats.cli import cli_main
+
 logger = logging.getLogger(__name__)
 
 WAYS = ("executorch.runtime", "executorch native binding", "executorch native binding + torch", "onnxruntime")
@@ -128,6 +130,7 @@ def measure(way: str, bundle: Path) -> dict[str, Any]:
     return out
 
 
+@cli_main("bench.runtime_load")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.runtime_load", description=__doc__.split("\n")[0])
     p.add_argument("bundles", type=Path, nargs="+", help="export bundles (ExecuTorch and/or ONNX)")

@@ -15,10 +15,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from compression.checkpoint import atomic_write_bytes, atomic_write_json
-from compression.config import ConfigError, config_digest, load_config
-from compression.pipeline import STATE_FILE, RunDirError, RunState, run_pipeline
-from compression.run import default_cache_dir
+from compression.config import config_digest, default_cache_dir, load_config
+from compression.pipeline import PHASES, STATE_FILE, RunDirError, RunState, run_pipeline
+from formats.atomic import atomic_write_bytes, atomic_write_json
+from formats.cli import cli_main
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def seed_from_full(full_dir: Path, variant_dir: Path, digest: str, shared: list[
                 f"(--set keep_phase_checkpoints=true for the main job, then run it again)"
             )
         shutil.copy2(src, variant_dir / "checkpoints" / src.name)
-        if phase.startswith("teacher-"):
+        if PHASES[phase].trains == "teacher":
             state.teacher_file = f"checkpoints/{src.name}"
         else:
             state.student_file = f"checkpoints/{src.name}"
@@ -93,6 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@cli_main("compression.ablation")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -100,26 +101,19 @@ def main(argv: list[str] | None = None) -> int:
     cache = args.cache_dir or default_cache_dir()
     variants = ["full recipe"] + [v for v in args.variants if v != "full recipe"]
     results: dict[str, dict] = {}
-    try:
-        full_dir = None
-        for name in variants:
-            overrides, shared = VARIANTS[name]
-            cfg = load_config(args.config, args.overrides + overrides)
-            if name == "full recipe":  # exactly the main job's config, so its run is reused
-                full_dir = run_dir = args.runs_dir / cfg.name
-            else:
-                cfg.name = slug(name)
-                run_dir = args.out / cfg.name
-                seed_from_full(full_dir, run_dir, config_digest(cfg), shared)
-            logger.info("ablation: %s (%s)", name, ", ".join(overrides) or "as configured")
-            metrics = run_pipeline(cfg, run_dir, cache, progress=not args.no_progress)
-            results[name] = metrics["retrieval"]["student"]
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
-    except (RunDirError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    full_dir = None
+    for name in variants:
+        overrides, shared = VARIANTS[name]
+        cfg = load_config(args.config, args.overrides + overrides)
+        if name == "full recipe":  # exactly the main job's config, so its run is reused
+            full_dir = run_dir = args.runs_dir / cfg.name
+        else:
+            cfg.name = slug(name)
+            run_dir = args.out / cfg.name
+            seed_from_full(full_dir, run_dir, config_digest(cfg), shared)
+        logger.info("ablation: %s (%s)", name, ", ".join(overrides) or "as configured")
+        metrics = run_pipeline(cfg, run_dir, cache, progress=not args.no_progress)
+        results[name] = metrics["retrieval"]["student"]
     table = ablation_table(results, cfg.eval.ks)
     text = f"# Ablation of the student recipe\n\nTest split, student recall@K. Base config: {args.config or 'offline'}.\n\n{table}\n"
     atomic_write_bytes(args.out / "report.md", text.encode())

@@ -20,7 +20,8 @@ import torch
 
 from compression.assembled_features import FrozenFeatures, cached_features
 from compression.assembled_training import ClassNameTexts, SharedTrainConfig, evaluate_shared, train_shared
-from compression.checkpoint import atomic_write_json, save_weights
+from compression.checkpoint import save_weights
+from compression.config import default_cache_dir
 from compression.conse import (
     DEFAULT_TOP_T,
     cached_class_name_embeddings,
@@ -28,18 +29,17 @@ from compression.conse import (
     conse_embeddings,
 )
 from compression.data.captioned import CaptionedImages
-from compression.data.clipart_captions import MissingDictionaryError
-from compression.data.openclipart import OPENCLIPART_ROOT, MissingClipArtError, load_openclipart
-from compression.data.real_photos import MissingPhotoError, real_photo_check
+from compression.data.openclipart import OPENCLIPART_ROOT, load_openclipart
+from compression.data.real_photos import real_photo_check
 from compression.evaluate import recall_at_k
 from compression.models.assembled import SharedEncoder, SharedEncoderConfig
 from compression.models.pretrained_towers import (
     EFFICIENTNET_LITE,
-    MissingWeightsError,
     create_efficientnet_lite,
     create_minilm,
 )
-from compression.run import default_cache_dir
+from formats.atomic import atomic_write_json
+from formats.cli import cli_main
 
 logger = logging.getLogger(__name__)
 
@@ -145,16 +145,11 @@ def run(args: argparse.Namespace) -> dict:
     return metrics
 
 
+@cli_main("compression.assembled_teacher", interrupted="interrupted; the features cached so far are kept")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    try:
-        metrics = run(args)
-    except (MissingClipArtError, MissingDictionaryError, MissingPhotoError, MissingWeightsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    metrics = run(args)
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:

@@ -1,9 +1,7 @@
 """Self-describing checkpoints, written atomically: weights (safetensors) + the JSON needed to rebuild."""
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +10,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from formats.atomic import atomic_path, atomic_write_bytes, atomic_write_json  # noqa: F401 - re-exported
+from formats.errors import FormatError
+from formats.jsonfile import read_json_object
+
 STUDENT_WEIGHTS = "student.safetensors"
 STUDENT_CONFIG = "student.json"
 TEACHER_WEIGHTS = "teacher.safetensors"
@@ -19,66 +21,21 @@ TEACHER_CONFIG = "teacher.json"
 FORMAT_VERSION = 1
 
 
-def _readable(tmp: str | Path) -> None:
-    """mkstemp creates files 0600; give them the permissions a plain open() would (0666 & ~umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-
-
-class CheckpointError(ValueError):
+class CheckpointError(FormatError):
     """A checkpoint that is missing, incomplete or does not fit the model; names the file."""
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        _readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    """``torch.save(obj)`` written aside then renamed over ``path``."""
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        _readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_weights(module: nn.Module, path: Path) -> None:
     """safetensors of ``module.state_dict()``, written aside then renamed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(state, tmp)
-        _readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def link_or_save(module: nn.Module, written: Path | None, path: Path) -> None:
@@ -134,13 +91,7 @@ def load_weights(module: nn.Module, path: Path) -> None:
 
 
 def read_json(path: Path, what: str) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{what} {path} not found")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{what} {path} is not valid JSON: {e}") from e
+    return read_json_object(path, what, CheckpointError)
 
 
 def save_student(student: nn.Module, run_dir: Path, extra: dict[str, Any], written: Path | None = None) -> None:

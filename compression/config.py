@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -11,12 +12,25 @@ from typing import Any
 
 import yaml
 
+from formats.errors import UserError
+
 CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+def default_cache_dir() -> Path:
+    """Where generated data and from-scratch teachers are cached by default: $XDG_CACHE_HOME/pocketclip."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "pocketclip"
 DEFAULT_CONFIG = CONFIG_DIR / "offline.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override that does not fit the schema; the message names the key."""
+
+
+# A field added after runs and caches were keyed on config digests: config_digest leaves it out while it
+# holds its default, so every existing config keeps its digest (its runs resume, its caches stay valid).
+ADDED_AFTER_DIGESTS = {"digest": "omit-when-default"}
 
 
 @dataclass
@@ -55,8 +69,15 @@ class OptimConfig:
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup_steps: int = 30
-    min_lr_ratio: float = 0.1  # the cosine decays from lr to min_lr_ratio * lr (0: to zero)
+    min_lr_ratio: float = 0.1  # the LR floor: the cosine decays from lr to min_lr_ratio * lr (0: to zero)
     accum_steps: int = 1  # gradient accumulation: batch_size is the global batch, run in this many micro-batches
+    # AdamW's moments, as CLIP and open_clip train: beta2 0.98 (not PyTorch's 0.999) and eps 1e-6 keep
+    # large-batch contrastive training stable
+    adam_beta1: float = field(default=0.9, metadata=ADDED_AFTER_DIGESTS)
+    adam_beta2: float = field(default=0.98, metadata=ADDED_AFTER_DIGESTS)
+    adam_eps: float = field(default=1e-6, metadata=ADDED_AFTER_DIGESTS)
+    # every step's gradients are clipped to this global L2 norm (0: no clipping)
+    grad_clip_norm: float = field(default=1.0, metadata=ADDED_AFTER_DIGESTS)
 
 
 @dataclass
@@ -322,6 +343,16 @@ def config_digest(obj: Any) -> str:
     """Stable short hash of a config (or part of one), for cache keys."""
     import hashlib
 
-    if dataclasses.is_dataclass(obj):
-        obj = dataclasses.asdict(obj)
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(_digest_view(obj), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _digest_view(obj: Any) -> Any:
+    """``dataclasses.asdict`` (dicts and lists walked too), less ADDED_AFTER_DIGESTS fields at their default."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _digest_view(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not (f.metadata == ADDED_AFTER_DIGESTS and getattr(obj, f.name) == f.default)}
+    if isinstance(obj, dict):
+        return {k: _digest_view(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_digest_view(v) for v in obj]
+    return obj

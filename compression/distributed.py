@@ -30,6 +30,8 @@ import numpy as np
 import torch
 import torch.distributed as torch_dist
 
+from compression.config import ConfigError
+
 logger = logging.getLogger(__name__)
 
 
@@ -73,7 +75,7 @@ def env_world() -> Dist:
         env = os.environ
         return Dist(int(env.get("RANK", "0")), int(env.get("WORLD_SIZE", "1")), int(env.get("LOCAL_RANK", "0")))
     except ValueError as e:
-        raise ValueError(f"bad torchrun environment (RANK/WORLD_SIZE/LOCAL_RANK): {e}") from e
+        raise ConfigError(f"bad torchrun environment (RANK/WORLD_SIZE/LOCAL_RANK): {e}") from e
 
 
 def init_distributed(device: torch.device, timeout_minutes: float = 60) -> tuple[Dist, torch.device]:
@@ -87,7 +89,7 @@ def init_distributed(device: torch.device, timeout_minutes: float = 60) -> tuple
         return dist, device
     if device.type == "cuda":
         if torch.cuda.device_count() <= dist.local_rank:
-            raise ValueError(f"LOCAL_RANK {dist.local_rank} but only {torch.cuda.device_count()} GPUs on this node")
+            raise ConfigError(f"LOCAL_RANK {dist.local_rank} but only {torch.cuda.device_count()} GPUs on this node")
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
     if not torch_dist.is_initialized():
@@ -110,7 +112,7 @@ def attempt_store(dist: Dist, timeout: timedelta) -> torch_dist.Store:
     try:
         host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
     except (KeyError, ValueError) as e:
-        raise ValueError(f"WORLD_SIZE is set but MASTER_ADDR/MASTER_PORT are missing or bad: {e}") from e
+        raise ConfigError(f"WORLD_SIZE is set but MASTER_ADDR/MASTER_PORT are missing or bad: {e}") from e
     agent_hosts = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
     store = torch_dist.TCPStore(host, port, dist.world_size, is_master=dist.is_main and not agent_hosts,
                                 timeout=timeout, multi_tenant=True)

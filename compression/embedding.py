@@ -12,6 +12,7 @@ from tqdm import tqdm
 from compression.data.captioned import ImageSource
 from compression.data.datasets import ImageDataset
 from compression.distributed import SINGLE, Dist, gather_rows
+from formats.text import cut_batch
 
 
 @torch.no_grad()
@@ -60,7 +61,7 @@ def encode_tokens(
     out = []
     for s in tqdm(range(0, tokens.shape[0], batch_size), desc=desc, disable=desc is None, leave=False):
         batch = tokens[s : s + batch_size]
-        batch = batch[:, : int(batch.argmax(dim=1).max()) + 1]
+        batch = cut_batch(batch)
         out.append(torch.nn.functional.normalize(encode(batch.to(device)).float(), dim=-1).cpu())
     return _gather_table(out, dist, device, table_file)
 

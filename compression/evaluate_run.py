@@ -17,20 +17,19 @@ from typing import Any
 
 import torch
 
-from compression.checkpoint import CheckpointError, atomic_write_json, load_student, read_json
-from compression.data.readers import DataFormatError, read_karpathy
+from compression.checkpoint import load_student, read_json
+from compression.data.readers import read_karpathy
 from compression.data.transforms import image_transform
 from compression.models.teacher import Preprocess, build_tokenizer
+from formats.atomic import atomic_write_json
+from formats.cli import cli_main
 
 logger = logging.getLogger(__name__)
 
 
 def preprocess_of(meta: dict[str, Any], where: Path) -> Preprocess:
-    try:
-        pre = meta["preprocess"]
-        return Preprocess(int(pre["image_size"]), tuple(pre["mean"]), tuple(pre["std"]))
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{where}: no usable 'preprocess' entry ({e!r})") from e
+    """The run's image preprocessing (student.json["preprocess"]); FormatError naming ``where`` if unusable."""
+    return Preprocess.from_dict(meta.get("preprocess"), f"{where}: preprocess")
 
 
 def evaluate_run(run_dir: Path, paired: str, image_root: str | None, split: str, ks: list[int], fold_size: int | None,
@@ -68,18 +67,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@cli_main("compression.evaluate_run")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     from compression.pipeline import resolve_device
 
-    try:
-        device = resolve_device(args.device)
-        results = evaluate_run(args.run_dir, args.paired, args.image_root, args.split, args.ks, args.fold_size,
-                               not args.no_teacher, device)
-    except (CheckpointError, DataFormatError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    device = resolve_device(args.device)
+    results = evaluate_run(args.run_dir, args.paired, args.image_root, args.split, args.ks, args.fold_size,
+                           not args.no_teacher, device)
     name = args.name or f"{Path(args.paired).stem}-{args.split}"
     atomic_write_json(args.run_dir / f"eval-{name}.json", results)
     for who in ("student", "teacher"):

@@ -5,6 +5,8 @@ import faiss
 import numpy as np
 import torch
 
+from compression.config import ConfigError
+
 
 def mine_hard_negatives(
     queries: torch.Tensor,
@@ -34,7 +36,7 @@ def mine_hard_negatives(
     valid = (ids >= 0) & (corpus_owner[np.clip(ids, 0, None)] != query_owner[:, None])
     valid &= np.cumsum(valid, axis=1) <= pool
     if (valid.sum(1) < k).any():
-        raise ValueError(f"corpus too small to mine {k} hard negatives per query from a pool of {pool}")
+        raise ConfigError(f"corpus too small to mine {k} hard negatives per query from a pool of {pool}")
     keys = np.where(valid, rng.random(ids.shape), np.inf)
     chosen = np.argsort(keys, axis=1)[:, :k]
     return np.take_along_axis(ids, chosen, axis=1).astype(np.int64)

@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from compression.config import ConfigError
+
 
 def contrastive_distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
     """Intra-modal contrastive KD (stage 1): student embedding i must pick teacher embedding i in the batch.
@@ -111,5 +113,5 @@ class DistillClipLoss(nn.Module):
                 terms.append(contrastive_distillation_loss(text, teacher_text.detach(), self.distill_temperature))
             out["distill_loss"] = self.distill_weight * sum(terms) / len(terms)
         if not out:
-            raise ValueError("every stage-2 loss term has weight 0: nothing to train")
+            raise ConfigError("every stage-2 loss term has weight 0: nothing to train")
         return out

@@ -29,7 +29,7 @@ from compression.checkpoint import (
     save_student,
     save_weights,
 )
-from compression.config import RunConfig, config_digest, config_to_dict
+from compression.config import ConfigError, RunConfig, config_digest, config_to_dict
 from compression.data.captioned import CaptionedImages
 from compression.data.loading import Datasets, load_datasets
 from compression.data.transforms import image_transform
@@ -53,13 +53,14 @@ from compression.models.teacher import (
     text_encoder,
 )
 from compression.stages import PhaseContext, stage1_image, stage1_text, stage2_student, train_clip
+from formats.errors import UserError
 
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 
 
-class RunDirError(ValueError):
+class RunDirError(UserError, ValueError):
     """A run directory that cannot be resumed with this config; says what to do instead."""
 
 
@@ -68,8 +69,30 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available on this machine")
+        raise ConfigError(f"device {name!r} requested but CUDA is not available on this machine")
     return device
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One training phase: its name (state.json, checkpoint files), the model it trains, its step, its towers."""
+
+    name: str
+    trains: str  # "student" or "teacher": whose weights the phase writes
+    step: str  # "stage1" (intra-modal distillation), "teacher-ft" (teacher fine-tuning) or "stage2"
+    towers: str  # "image", "text" or "both"
+
+
+PHASES: dict[str, Phase] = {p.name: p for p in (
+    Phase("stage1-image", "student", "stage1", "image"),
+    Phase("stage1-text", "student", "stage1", "text"),
+    Phase("teacher-ft-image", "teacher", "teacher-ft", "image"),
+    Phase("teacher-ft-text", "teacher", "teacher-ft", "text"),
+    Phase("teacher-ft-joint", "teacher", "teacher-ft", "both"),
+    Phase("stage2-image", "student", "stage2", "image"),
+    Phase("stage2-text", "student", "stage2", "text"),
+    Phase("stage2-joint", "student", "stage2", "both"),
+)}
 
 
 def planned_phases(cfg: RunConfig) -> list[str]:
@@ -84,6 +107,34 @@ def planned_phases(cfg: RunConfig) -> list[str]:
     else:
         phases += ["stage2-image", "stage2-text"] if cfg.stage2.sequential else ["stage2-joint"]
     return phases
+
+
+def _run_stage1(phase: Phase, student: nn.Module, teacher: nn.Module, data: Datasets, cfg: RunConfig,
+                ctx: PhaseContext) -> dict:
+    if phase.towers == "image":
+        return stage1_image(student, teacher, data.unpaired_images, cfg.stage1.image, cfg.stage1.temperature, ctx)
+    return stage1_text(student, teacher, data.unpaired_texts, cfg.stage1.text, cfg.stage1.temperature, ctx)
+
+
+def _run_teacher_ft(phase: Phase, student: nn.Module, teacher: nn.Module, data: Datasets, cfg: RunConfig,
+                    ctx: PhaseContext) -> dict:
+    return train_clip(phase.name, teacher, data.train, phase.towers, cfg.stage2.teacher, ctx,
+                      cfg.stage2.epoch_over, cfg.stage2.infonce_direction_weight)
+
+
+def _run_stage2(phase: Phase, student: nn.Module, teacher: nn.Module, data: Datasets, cfg: RunConfig,
+                ctx: PhaseContext) -> dict:
+    opt = cfg.stage2.student_text if phase.towers == "text" else cfg.stage2.student_image
+    return stage2_student(phase.name, student, teacher, data.train, phase.towers, opt, cfg.stage2,
+                          cfg.stage1.temperature, ctx, data.val)
+
+
+# what runs each step: (phase, student, teacher, data, config, context) -> the phase's losses
+PHASE_RUNNERS: dict[str, Callable[[Phase, nn.Module, nn.Module, Datasets, RunConfig, PhaseContext], dict]] = {
+    "stage1": _run_stage1,
+    "teacher-ft": _run_teacher_ft,
+    "stage2": _run_stage2,
+}
 
 
 @dataclass
@@ -109,7 +160,7 @@ class RunState:
 
 def teacher_cache_dir(cfg: RunConfig, cache_dir: Path) -> Path:
     """Where a from-scratch teacher is trained once and reused: keyed by everything it depends on."""
-    key = config_digest({"teacher": config_to_dict(cfg.teacher), "data": config_to_dict(cfg.data), "seed": cfg.seed})
+    key = config_digest({"teacher": cfg.teacher, "data": cfg.data, "seed": cfg.seed})
     return Path(cache_dir) / "teachers" / f"{cfg.teacher.model}-{key}"
 
 
@@ -252,31 +303,21 @@ def _run(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool, progress
     if state.student_file:
         load_weights(student, run_dir / state.student_file)
 
-    for phase in planned_phases(cfg):
-        if phase in state.done:
+    for name in planned_phases(cfg):
+        if name in state.done:
             continue
-        ctx = PhaseContext(checkpoint=run_dir / "checkpoints" / f"{phase}.partial.pt", **ctx_base)
+        phase = PHASES[name]
+        ctx = PhaseContext(checkpoint=run_dir / "checkpoints" / f"{name}.partial.pt", **ctx_base)
         start = time.time()
-        if phase.startswith("stage2-") and not s.train_text:  # text fixed: the fine-tuned teacher's whole text tower
+        if phase.step == "stage2" and not s.train_text:  # text fixed: the fine-tuned teacher's whole text tower
             student.text.load_state_dict(StudentTextEncoder.from_teacher(teacher, student.text.arch["layer_ids"]).state_dict())
-        logger.info("phase %s", phase)
-        if phase == "stage1-image":
-            losses = stage1_image(student, teacher, data.unpaired_images, cfg.stage1.image, cfg.stage1.temperature, ctx)
-        elif phase == "stage1-text":
-            losses = stage1_text(student, teacher, data.unpaired_texts, cfg.stage1.text, cfg.stage1.temperature, ctx)
-        elif phase.startswith("teacher-ft-"):
-            towers = phase.removeprefix("teacher-ft-").replace("joint", "both")
-            losses = train_clip(phase, teacher, data.train, towers, cfg.stage2.teacher, ctx,
-                                cfg.stage2.epoch_over, cfg.stage2.infonce_direction_weight)
-        else:
-            towers = phase.removeprefix("stage2-").replace("joint", "both")
-            opt = cfg.stage2.student_text if towers == "text" else cfg.stage2.student_image
-            losses = stage2_student(phase, student, teacher, data.train, towers, opt, cfg.stage2, cfg.stage1.temperature, ctx, data.val)
-        changed_teacher = phase.startswith("teacher-")
-        out = f"checkpoints/{phase}.safetensors"
-        state.done.append(phase)
-        state.seconds[phase] = time.time() - start
-        state.metrics.setdefault("losses", {})[phase] = losses
+        logger.info("phase %s", name)
+        losses = PHASE_RUNNERS[phase.step](phase, student, teacher, data, cfg, ctx)
+        changed_teacher = phase.trains == "teacher"
+        out = f"checkpoints/{name}.safetensors"
+        state.done.append(name)
+        state.seconds[name] = time.time() - start
+        state.metrics.setdefault("losses", {})[name] = losses
         if not main:  # the weights are the same on every rank (DDP); rank 0 writes them
             if changed_teacher:
                 state.teacher_file = out

@@ -9,12 +9,12 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from compression.checkpoint import atomic_write_bytes
 from compression.data.captioned import CaptionedImages
 from compression.embedding import tokenize_all
 from compression.models.student import count_parameters
 from compression.models.teacher import text_encoder
 from compression.stages import PhaseContext, trim_tokens
+from formats.atomic import atomic_write_bytes
 
 
 class _TextTower(nn.Module):

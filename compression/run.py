@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
-from compression.config import CONFIG_DIR, ConfigError, load_config
+from compression.config import CONFIG_DIR, default_cache_dir, load_config
+from formats.cli import Interrupted, cli_main
+from formats.errors import UserError
 
 logger = logging.getLogger(__name__)
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "pocketclip"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,6 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@cli_main("compression.run")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # libraries (open_clip logs to the root logger, faiss's loader) stay at WARNING; ours at --log-level
@@ -53,15 +50,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if env_world().rank != 0:  # under torchrun, rank 0 logs; the others only warn
         logging.getLogger("compression").setLevel(max(logging.WARNING, logging.getLevelName(args.log_level)))
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
-    from compression.checkpoint import CheckpointError
+    cfg = load_config(args.config, args.overrides)  # ConfigError: a user error
     from compression.data.captioned import ImageDecodeError
-    from compression.data.readers import DataFormatError
-    from compression.pipeline import RunDirError, run_pipeline
+    from compression.pipeline import run_pipeline
 
     if args.name:
         cfg.name = args.name
@@ -69,16 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     cache_dir = args.cache_dir or default_cache_dir()
     try:
         metrics = run_pipeline(cfg, run_dir, cache_dir, restart=args.restart, progress=not args.no_progress)
-    except (RunDirError, DataFormatError, CheckpointError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except ImageDecodeError as e:  # from a DataLoader worker the message carries the worker's traceback: keep its last line
         line = [ln for ln in str(e).splitlines() if ln.strip()][-1].split("ImageDecodeError: ")[-1]
-        print(f"error: {line}; remove or replace the file, then run the same command again to resume", file=sys.stderr)
-        return 2
+        raise UserError(f"{line}; remove or replace the file, then run the same command again to resume") from e
     except KeyboardInterrupt:
-        print(f"\ninterrupted; run the same command again to resume from the last checkpoint in {run_dir}", file=sys.stderr)
-        return 130
+        raise Interrupted(f"interrupted; run the same command again to resume from the last checkpoint in {run_dir}") from None
     finally:
         shutdown(env_world())
     if not metrics:  # a rank other than 0 of a torchrun job: rank 0 reports

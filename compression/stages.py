@@ -26,6 +26,7 @@ from compression.hard_negatives import mine_hard_negatives
 from compression.losses import DistillClipLoss, contrastive_distillation_loss, info_nce_loss
 from compression.models.teacher import text_encoder
 from compression.trainer import Features, train_phase
+from formats.text import cut_batch
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def image_batches(source: ImageSource, ctx: PhaseContext, index_batches: list[np
 
 def trim_tokens(tokens: torch.Tensor) -> torch.Tensor:
     """Cut a (B, L) batch after its longest sequence's EOT (the highest id): same embeddings, less work."""
-    return tokens[:, : int(tokens.argmax(dim=1).max()) + 1]
+    return cut_batch(tokens)
 
 
 def _norm(x: torch.Tensor) -> torch.Tensor:

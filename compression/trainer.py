@@ -14,7 +14,7 @@ from torch import nn
 from tqdm import tqdm
 
 from compression.checkpoint import atomic_torch_save
-from compression.config import OptimConfig
+from compression.config import ConfigError, OptimConfig
 from compression.distributed import SINGLE, Dist, gather_rows
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def make_optimizer(params: list[nn.Parameter], cfg: OptimConfig) -> torch.optim.
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps)
 
 
 def autocast(device: torch.device, precision: str):
@@ -124,7 +124,7 @@ def autocast(device: torch.device, precision: str):
         return nullcontext()
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    raise ConfigError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
 
 
 def train_phase(
@@ -172,7 +172,7 @@ def train_phase(
     if not params:
         raise ValueError(f"phase {name}: no trainable parameters")
     if cfg.accum_steps < 1:
-        raise ValueError(f"phase {name}: accum_steps must be >= 1, got {cfg.accum_steps}")
+        raise ConfigError(f"phase {name}: accum_steps must be >= 1, got {cfg.accum_steps}")
     optimizer = make_optimizer(params, cfg)
     min_size = dist.world_size * cfg.accum_steps
     steps_per_epoch = len(batch_indices(n_items, cfg.batch_size, np.random.default_rng(0), min_size))
@@ -238,7 +238,8 @@ def train_phase(
                 group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
             terms = step([next(batches) for _ in range(n_micro)])
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            if cfg.grad_clip_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip_norm)
             optimizer.step()
             with torch.no_grad():
                 for p in clamp_logit_scale:

@@ -11,20 +11,14 @@ import numpy as np
 import torch
 
 from compression.checkpoint import CheckpointError, read_json
-from compression.config import ConfigError, config_from_dict
+from compression.config import ConfigError, config_from_dict, default_cache_dir
 from compression.data.captioned import CaptionedImages
 from compression.data.loading import Datasets, load_datasets
 from compression.data.transforms import image_transform
-from compression.models.teacher import Preprocess
+from formats.preprocess import Preprocess
+from formats.text import cut_row
 
 logger = logging.getLogger(__name__)
-
-
-def default_cache_dir() -> Path:
-    """The cache ``python -m compression.run`` uses by default ($XDG_CACHE_HOME/pocketclip)."""
-    from compression.run import default_cache_dir as run_default
-
-    return run_default()
 
 
 def load_run_datasets(run_dir: Path, cache_dir: Path | None = None) -> Datasets:
@@ -44,13 +38,7 @@ def load_run_datasets(run_dir: Path, cache_dir: Path | None = None) -> Datasets:
 
 def preprocess_from_meta(meta: dict[str, Any]) -> Preprocess:
     """The checkpoint's image preprocessing (student.json["preprocess"])."""
-    try:
-        p = meta["preprocess"]
-        return Preprocess(
-            int(p["image_size"]), tuple(p["mean"]), tuple(p["std"]), p.get("resize", Preprocess.resize)
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"student.json: 'preprocess' is missing or incomplete ({e!r})") from e
+    return Preprocess.from_dict(meta.get("preprocess"), "student.json: preprocess")
 
 
 def spread_indices(total: int, n: int | None) -> list[int]:
@@ -68,7 +56,7 @@ def image_tensors(split: CaptionedImages, pre: Preprocess, indices: Sequence[int
 
 def cut_after_eot(tokens: torch.Tensor) -> list[torch.Tensor]:
     """(C, context) padded ids -> C tensors (1, L_i) cut right after each EOT (the highest id)."""
-    return [tokens[i : i + 1, : int(tokens[i].argmax()) + 1].clone() for i in range(tokens.shape[0])]
+    return [cut_row(tokens, i).clone() for i in range(tokens.shape[0])]
 
 
 def token_sequences(

@@ -1,22 +1,14 @@
 """A model bundle on disk: programs + tokenizer files + manifest.json, written aside and swapped in.
 
-Layout of a bundle directory::
-
-    manifest.json                          what the app needs to run the programs, sha256 of every file
-    tokenizer.json                         context length, special ids, cleaning rule, BPE file name
-    bpe_simple_vocab_16e6.txt.gz           open_clip's BPE merges (the vocabulary is derived from them)
-    student_image_<backend>_<precision>.<ext>
-    student_text_<backend>_<precision>.<ext>
-
-``load_manifest`` / ``verify_bundle`` / ``text_input_length`` / ``load_tokenizer`` are the pieces an
-app reuses to open a bundle.
+The layout and the readers (``load_manifest``, ``verify_bundle``, ``text_input_length``) are the
+format's own and live in ``formats.manifest`` (torch-free, shipped to phones); they are re-exported
+here for the exporters. This module keeps the writers, which need torch and open_clip.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
 import json
 import logging
 import os
@@ -28,58 +20,31 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from formats.digest import sha256_file
+from formats.jsonfile import read_json_object
+from formats.manifest import (
+    FORMAT_VERSION,
+    MANIFEST,
+    TOKENIZER_CONFIG,
+    BundleError,
+    bundle_files,
+    file_table,
+    load_manifest,
+    path_bytes,
+    text_input_length,
+    verify_bundle,
+)
+
+__all__ = [
+    "FORMAT_VERSION", "MANIFEST", "TOKENIZER_CONFIG", "BundleError", "bundle_files", "check_destination",
+    "file_table", "library_versions", "load_manifest", "load_tokenizer", "path_bytes", "sha256_file",
+    "staged_bundle", "text_input_length", "utc_now", "verify_bundle", "write_manifest", "write_tokenizer_files",
+]
+
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-TOKENIZER_CONFIG = "tokenizer.json"
 LIBRARIES = ("torch", "executorch", "coremltools", "torchao", "onnx", "onnxruntime", "onnxscript", "open_clip_torch",
              "timm", "numpy")
-
-
-class BundleError(ValueError):
-    """A bundle that cannot be written, read or trusted; the message names the file or directory."""
-
-
-# ------------------------------------------------------------------------------------------------
-# files and hashes
-# ------------------------------------------------------------------------------------------------
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of one file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def bundle_files(root: Path) -> list[str]:
-    """Every regular file under ``root`` except the manifest, as sorted POSIX paths relative to it.
-
-    A Core ML ``.mlpackage`` is a directory: each file inside it is listed on its own.
-    """
-    root = Path(root)
-    files = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
-    return sorted(f for f in files if f != MANIFEST)
-
-
-def file_table(root: Path) -> dict[str, dict[str, Any]]:
-    """``{relative path: {"sha256": hex, "bytes": size}}`` for every file of the bundle."""
-    root = Path(root)
-    return {
-        rel: {"sha256": sha256_file(root / rel), "bytes": (root / rel).stat().st_size}
-        for rel in bundle_files(root)
-    }
-
-
-def path_bytes(path: Path) -> int:
-    """Size of a file, or the total size of the files in a directory (an ``.mlpackage``)."""
-    path = Path(path)
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
 
 
 def library_versions() -> dict[str, str | None]:
@@ -175,42 +140,13 @@ def load_tokenizer(bundle_dir: Path):
     from open_clip.tokenizer import SimpleTokenizer
 
     bundle_dir = Path(bundle_dir)
-    config = _read_json(bundle_dir / TOKENIZER_CONFIG, "tokenizer config")
+    config = read_json_object(bundle_dir / TOKENIZER_CONFIG, "tokenizer config", BundleError)
     bpe = bundle_dir / config["bpe_file"]
     if not bpe.is_file():
         raise BundleError(f"tokenizer BPE file {bpe} not found")
     return SimpleTokenizer(
         bpe_path=str(bpe), context_length=config["context_length"], clean=config.get("clean", "lower")
     )
-
-
-# ------------------------------------------------------------------------------------------------
-# text lengths
-# ------------------------------------------------------------------------------------------------
-
-
-def text_input_length(actual: int, lengths: dict[str, Any]) -> int:
-    """How many token ids to feed the text program for a sequence whose EOT is at ``actual - 1``.
-
-    ``lengths`` is ``manifest["text"]["lengths"]``: ``{"kind": "range", "min", "max"}`` (feed the
-    actual length, at least ``min``) or ``{"kind": "buckets", "values": [...]}`` (pad with zeros to
-    the smallest bucket that holds it). Padding after EOT does not change the embedding.
-    """
-    kind = lengths.get("kind")
-    if kind == "range":
-        if actual > lengths["max"]:
-            raise BundleError(
-                f"token sequence of length {actual} exceeds the text program's maximum {lengths['max']}"
-            )
-        return max(actual, lengths["min"])
-    if kind == "buckets":
-        for b in sorted(lengths["values"]):
-            if b >= actual:
-                return b
-        raise BundleError(
-            f"token sequence of length {actual} exceeds the largest text bucket {max(lengths['values'])}"
-        )
-    raise BundleError(f"unknown text lengths kind {kind!r} in manifest (expected 'range' or 'buckets')")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -291,63 +227,3 @@ def write_manifest(staging: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     full["files"] = file_table(staging)
     (staging / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
     return full
-
-
-# ------------------------------------------------------------------------------------------------
-# reading
-# ------------------------------------------------------------------------------------------------
-
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise BundleError(f"{what} {path} not found")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise BundleError(f"{what} {path} is not valid JSON: {e}") from e
-
-
-def load_manifest(bundle_dir: Path) -> dict[str, Any]:
-    """manifest.json of a bundle, checked for its format version and the keys an app relies on."""
-    bundle_dir = Path(bundle_dir)
-    if not bundle_dir.is_dir():
-        raise BundleError(f"bundle directory {bundle_dir} not found")
-    path = bundle_dir / MANIFEST
-    manifest = _read_json(path, "bundle manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise BundleError(
-            f"{path}: format_version {manifest.get('format_version')!r}, expected {FORMAT_VERSION}"
-        )
-    for key in ("backend", "precision", "embedding_dim", "image", "text", "tokenizer", "files"):
-        if key not in manifest:
-            raise BundleError(f"{path}: missing key {key!r}")
-    for enc in ("image", "text"):
-        if "program" not in manifest[enc]:
-            raise BundleError(f"{path}: missing key '{enc}.program'")
-    return manifest
-
-
-def verify_bundle(bundle_dir: Path) -> dict[str, Any]:
-    """load_manifest + every listed file present with its recorded sha256; returns the manifest.
-
-    Raises BundleError naming each missing or modified file. Files not in the manifest are logged.
-    """
-    bundle_dir = Path(bundle_dir)
-    manifest = load_manifest(bundle_dir)
-    problems = []
-    for rel, info in manifest["files"].items():
-        path = bundle_dir / rel
-        if not path.is_file():
-            problems.append(f"{rel} missing")
-        elif path.stat().st_size != info["bytes"] or sha256_file(path) != info["sha256"]:
-            problems.append(f"{rel} modified (sha256 differs from the manifest)")
-    for enc in ("image", "text"):
-        prog = manifest[enc]["program"]
-        if not any(rel == prog or rel.startswith(prog + "/") for rel in manifest["files"]):
-            problems.append(f"{enc} program {prog} not listed in the manifest's files")
-    if problems:
-        raise BundleError(f"bundle {bundle_dir} failed verification: " + "; ".join(problems))
-    extra = sorted(set(bundle_files(bundle_dir)) - set(manifest["files"]))
-    if extra:
-        logger.warning("bundle %s has files not in its manifest (ignored): %s", bundle_dir, extra[:5])
-    return manifest

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from compression.checkpoint import CheckpointError
-from export.bundle import BundleError, check_destination
+from export.bundle import check_destination
 from export.errors import ExportError
-from export.parity import ParityError
 from export.source import DEFAULT_RUN_DIR, ExportSource, load_export_source
+from formats.cli import cli_main
+from formats.errors import UserError
 
 logger = logging.getLogger(__name__)
 
 # errors a user can act on: one line on stderr, exit status 2, no traceback
-USER_ERRORS = (CheckpointError, BundleError, ExportError, ParityError, OSError)
+# (an exporter's OSError is about the paths it was given: a full disk, a folder it may not write)
+USER_ERRORS = (UserError, OSError)
 
 
 def default_out_dir(run_dir: Path, backend: str, precision: str, default_precision: str) -> Path:
@@ -83,17 +83,15 @@ def add_common_arguments(
 
 
 def run_command(name: str, export: Callable[[], Path]) -> int:
-    """Run ``export``; user errors become one line on stderr and exit status 2."""
-    try:
+    """Run ``export``; user errors become one line on stderr and exit status 2 (``formats.cli``)."""
+
+    @cli_main(name, interrupted="interrupted; no bundle was changed", user_errors=USER_ERRORS)
+    def run(argv: list[str] | None = None) -> int:
         out = export()
-    except USER_ERRORS as e:
-        print(f"{name}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{name}: interrupted; no bundle was changed", file=sys.stderr)
-        return 130
-    print(f"{name}: bundle written to {out}")
-    return 0
+        print(f"{name}: bundle written to {out}")
+        return 0
+
+    return run()
 
 
 def configure_logging(level: str) -> None:

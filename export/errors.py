@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from formats.errors import UserError
 
-class ExportError(RuntimeError):
+
+class ExportError(UserError, RuntimeError):
     """A model that cannot be exported or lowered to a backend; names the encoder, backend and op."""
 
 

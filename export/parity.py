@@ -21,15 +21,18 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from compression.checkpoint import CheckpointError
 from compression.embedding import encode_tokens
 from compression.evaluate import recall_at_k
 from compression.models.teacher import build_tokenizer
 from export.benchmark import captions_of, cut_after_eot, image_tensors, load_run_datasets, spread_indices
 from export.bundle import BundleError, load_tokenizer, path_bytes, verify_bundle, write_manifest
+from export.coreml_package import validate_package
+from export.errors import ExportError
 from export.runtimes import coreml_prediction_available, open_encoders
 from export.source import ExportSource, load_export_source
 from export.wrappers import export_wrappers
+from formats.cli import cli_main
+from formats.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +42,7 @@ LENGTH_TOLERANCES = {"fp32": 1e-5, "fp16": 5e-3, "int8": 1e-5}
 KS = (1, 5, 10)
 
 
-class ParityError(RuntimeError):
+class ParityError(UserError, RuntimeError):
     """An exported program whose outputs do not match PyTorch's within the stated tolerance."""
 
 
@@ -182,8 +185,6 @@ def check_parity(
         failures=failures,
     )
     if backend == "coreml":
-        from export.coreml import validate_package
-
         report.structure = validate_package(bundle_dir, manifest)
         ok, why = coreml_prediction_available()
         if not ok:
@@ -473,6 +474,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@cli_main("export.parity", interrupted="interrupted; no bundle was changed")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
@@ -481,28 +483,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("export").setLevel(args.log_level)
     bundles = args.bundle or sorted(p.parent for p in Path("bundles").glob("*/manifest.json"))
     if not bundles:
-        print(
-            "error: no bundle given and none found under bundles/ (run python -m export.executorch first)",
-            file=sys.stderr,
-        )
-        return 2
+        raise ExportError("no bundle given and none found under bundles/ (run python -m export.executorch first)")
     reports, sources = [], {}
-    try:
-        for b in bundles:
-            run_dir = args.checkpoint
-            if run_dir is None:
-                from export.bundle import load_manifest
+    for b in bundles:
+        run_dir = args.checkpoint
+        if run_dir is None:
+            from export.bundle import load_manifest
 
-                run_dir = Path(load_manifest(b).get("source", {}).get("checkpoint", ""))
-            key = str(Path(run_dir).resolve())
-            if key not in sources:
-                sources[key] = load_export_source(Path(run_dir))
-            reports.append(
-                check_parity(b, cache_dir=args.cache_dir, n_images=args.images, source=sources[key])
-            )
-    except (BundleError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+            run_dir = Path(load_manifest(b).get("source", {}).get("checkpoint", ""))
+        key = str(Path(run_dir).resolve())
+        if key not in sources:
+            sources[key] = load_export_source(Path(run_dir))
+        reports.append(
+            check_parity(b, cache_dir=args.cache_dir, n_images=args.images, source=sources[key])
+        )
     print(format_table(reports, next(iter(sources.values()))))
     if args.json:
         args.json.write_text(json.dumps([r.to_dict() for r in reports], indent=2) + "\n")

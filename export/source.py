@@ -13,7 +13,7 @@ from torch import nn
 from compression.checkpoint import STUDENT_CONFIG, STUDENT_WEIGHTS, CheckpointError, load_student
 from compression.models.teacher import Preprocess
 from export.benchmark import preprocess_from_meta
-from export.bundle import sha256_file
+from formats.digest import sha256_file
 
 logger = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from app.engine.runtimes.base import Encoders, ModelLoadError, l2_normalize
 from app.engine.runtimes.bundle import BundleInfo, batches_for
+from formats.text import sequence_length
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class CoreMLEncoders(Encoders):
     def encode_tokens(self, tokens: np.ndarray) -> np.ndarray:
         out = []
         for row in np.asarray(tokens, dtype=np.int64):
-            seq = self.bundle.fit_tokens(row[None, : int(row.argmax()) + 1])
+            seq = self.bundle.fit_tokens(row[None, : sequence_length(row)])
             out.append(self._predict("text", seq.astype(np.int32)))  # Core ML takes int32 ids
         return l2_normalize(np.concatenate(out))
 

@@ -7,6 +7,7 @@ import numpy as np
 
 from app.engine.runtimes.base import Encoders, ModelLoadError, l2_normalize
 from app.engine.runtimes.bundle import BundleInfo, batches_for
+from formats.text import sequence_length
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class ExecuTorchEncoders(Encoders):
     def encode_tokens(self, tokens: np.ndarray) -> np.ndarray:
         torch, out = self._torch, []
         for row in np.asarray(tokens, dtype=np.int64):  # the text program takes one sequence at a time
-            seq = row[None, : int(row.argmax()) + 1]
+            seq = row[None, : sequence_length(row)]
             result = self._methods["text"].execute([torch.from_numpy(self.bundle.fit_tokens(seq))])[0]
             out.append(np.array(result.float().numpy()).reshape(1, -1))
         return l2_normalize(np.concatenate(out))

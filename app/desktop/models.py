@@ -7,6 +7,7 @@ from types import MappingProxyType
 
 from app.engine.runtimes import ENGINE_OPENERS, Encoders, load_encoders
 from app.engine.runtimes.bundle import BundleInfo
+from formats.model_dir import RUN, ModelNotFoundError, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +32,12 @@ def load_model(path: str | Path, verify: bool = True, threads: int | None = None
 
     ``threads`` caps PyTorch's intra-op threads (a run directory) or ONNX Runtime's (an ONNX bundle).
     """
-    if (Path(path).expanduser() / "student.json").is_file():
+    try:
+        model = resolve_model(path)
+    except ModelNotFoundError:
+        model = None  # load_encoders says what is wrong
+    if model is not None and model.kind == RUN:
         from app.desktop.torch_runtime import TorchEncoders
 
-        return TorchEncoders(Path(path).expanduser(), threads=threads)
+        return TorchEncoders(model.path, threads=threads)
     return load_encoders(path, verify=verify, threads=threads, openers=DESKTOP_OPENERS)

@@ -1,7 +1,6 @@
 """PyTorch runtime: a student checkpoint (a run directory with student.json), for development."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -11,6 +10,8 @@ import numpy as np
 from app.desktop.checkpoint_tokenizer import checkpoint_tokenizer
 from app.engine.decode import ImagePreprocess
 from app.engine.runtimes.base import Encoders, ModelLoadError, l2_normalize
+from formats.digest import sha256_file
+from formats.text import cut_batch
 
 logger = logging.getLogger(__name__)
 
@@ -22,14 +23,6 @@ def default_index_threads(decode_workers: int = 2) -> int:
     with one PyTorch thread and 57-102 photos/s with two (next to two decode threads).
     """
     return max(1, (os.cpu_count() or 1) - decode_workers)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 class TorchEncoders(Encoders):
@@ -55,7 +48,7 @@ class TorchEncoders(Encoders):
             raise ModelLoadError(str(e)) from e
         self.embed_dim = int(meta["spec"]["embed_dim"])
         # the embedding space is the weights, at full precision (an fp32 export of them shares it)
-        self.model_id = f"{_sha256(run_dir / STUDENT_WEIGHTS)[:16]}-fp32"
+        self.model_id = f"{sha256_file(run_dir / STUDENT_WEIGHTS)[:16]}-fp32"
         self.run_dir = run_dir
         self._torch = torch
         if threads:
@@ -70,10 +63,9 @@ class TorchEncoders(Encoders):
 
     def encode_tokens(self, tokens: np.ndarray) -> np.ndarray:
         torch = self._torch
-        tokens = np.asarray(tokens, dtype=np.int64)
-        length = int(tokens.argmax(axis=1).max()) + 1  # cut after the longest sequence's EOT
+        tokens = cut_batch(np.asarray(tokens, dtype=np.int64))
         with torch.inference_mode():
-            out = self.model.encode_text(torch.from_numpy(np.ascontiguousarray(tokens[:, :length])))
+            out = self.model.encode_text(torch.from_numpy(np.ascontiguousarray(tokens)))
         return l2_normalize(out.float().numpy())
 
     def close(self) -> None:

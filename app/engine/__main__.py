@@ -20,9 +20,8 @@ from pathlib import Path
 from app.desktop.models import load_model  # this CLI is a desktop entry point (not shipped to phones)
 from app.engine.engine import SearchEngine
 from app.engine.pathnames import shown
-from app.engine.runtimes import ModelLoadError
 from app.engine.store import EMBEDDING_DTYPES, StoreError
-from app.engine.tokenizer import QueryError
+from formats.cli import cli_main
 
 logger = logging.getLogger(__name__)
 
@@ -239,16 +238,12 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from app.engine.recall import CaptionError, read_captions, recall_at
+    from app.engine.recall import read_captions, recall_at
 
-    try:
-        captions = read_captions(args.captions, split=args.split)
-        encoders = load_model(args.model, threads=args.threads or 1)
-        with SearchEngine(args.data_dir, encoders, readonly=True) as engine:
-            figures = recall_at(engine, captions)
-    except CaptionError as e:
-        print(f"app.engine eval: error: {shown(str(e))}", file=sys.stderr)
-        return 2
+    captions = read_captions(args.captions, split=args.split)  # CaptionError: one line, exit 2 (cli_main)
+    encoders = load_model(args.model, threads=args.threads or 1)
+    with SearchEngine(args.data_dir, encoders, readonly=True) as engine:
+        figures = recall_at(engine, captions)
     if args.json:
         print(json.dumps(figures, indent=2, allow_nan=False))
     else:
@@ -257,6 +252,7 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+@cli_main("app.engine", interrupted="interrupted; the index is consistent, run again to resume", show=shown)
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -268,16 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "eval":
             return _eval(args)
         return _status(args)
-    except (ModelLoadError, StoreError, QueryError) as e:
-        print(f"app.engine {args.command}: error: {shown(str(e))}", file=sys.stderr)
-        return 2
     except sqlite3.DatabaseError as e:  # a reader met a damaged index; the writer repairs it on open
-        print(f"app.engine {args.command}: error: the index in {shown(str(args.data_dir))} is damaged ({e}); "
-              f"run `python -m app.engine index` to rebuild it", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"app.engine {args.command}: interrupted; the index is consistent, run again to resume", file=sys.stderr)
-        return 130
+        raise StoreError(f"{args.command}: the index in {args.data_dir} is damaged ({e}); "
+                         f"run `python -m app.engine index` to rebuild it") from e
 
 
 if __name__ == "__main__":

@@ -16,17 +16,17 @@ import stat
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from app.engine.fingerprint import fingerprint_bytes
+from formats.preprocess import RESIZE_POLICY, Preprocess  # noqa: F401 - RESIZE_POLICY: this module's name too
 
 logger = logging.getLogger(__name__)
 
-# The resize policy every model here is trained with (compression.models.teacher.Preprocess.resize).
-RESIZE_POLICY = "shortest-side bicubic resize to image_size, then center crop image_size x image_size"
+# How an RGB image becomes the model's input: the one definition, shared with compression and export.
+ImagePreprocess = Preprocess
 
 # Reasons a photo is skipped, as counted in index reports.
 MISSING = "missing"
@@ -60,29 +60,6 @@ class PhotoDecodeError(Exception):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
-
-
-@dataclass(frozen=True)
-class ImagePreprocess:
-    """How an RGB image becomes the model's input; mirrors compression.models.teacher.Preprocess."""
-
-    image_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "preprocess") -> ImagePreprocess:
-        """From a checkpoint's ``meta["preprocess"]`` or a bundle manifest's equivalent."""
-        try:
-            size, mean, std = int(d["image_size"]), tuple(map(float, d["mean"])), tuple(map(float, d["std"]))
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{where}: needs image_size, mean and std ({e!r})") from e
-        resize = d.get("resize", RESIZE_POLICY)
-        if resize != RESIZE_POLICY:
-            raise ValueError(f"{where}: unsupported resize policy {resize!r}; the engine implements {RESIZE_POLICY!r}")
-        if len(mean) != 3 or len(std) != 3 or size <= 0:
-            raise ValueError(f"{where}: image_size {size}, mean {mean}, std {std} are not a valid RGB preprocessing")
-        return cls(size, mean, std)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from formats.errors import UserError
+
 if TYPE_CHECKING:
     from app.engine.engine import SearchEngine
 
 KS = (1, 5, 10)
 
 
-class CaptionError(ValueError):
+class CaptionError(UserError, ValueError):
     """A captions file that cannot be evaluated; the message names the file and the line or entry."""
 
 

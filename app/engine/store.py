@@ -45,6 +45,7 @@ import numpy as np
 from app.engine.pathnames import from_db, to_db
 from app.engine.row_checksum import row_checksums
 from app.engine.scanner import KnownPhoto, ScanPlan
+from formats.errors import UserError
 
 try:
     import fcntl
@@ -91,7 +92,7 @@ _MIGRATIONS = {
 }
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError, RuntimeError):
     """An index that cannot be opened or used as asked; names the data directory."""
 
 
@@ -294,9 +295,8 @@ class EmbeddingStore:
         meta = self._meta()
         if wanted is None or wanted == self.embedding_dtype and "embedding_dtype" in meta:
             return
-        if "matrix_file" in meta or "embedding_dtype" in meta:
-            if wanted != self.embedding_dtype:
-                raise StoreError(self._dtype_mismatch(wanted))
+        if ("matrix_file" in meta or "embedding_dtype" in meta) and wanted != self.embedding_dtype:
+            raise StoreError(self._dtype_mismatch(wanted))
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             self._set_meta(embedding_dtype=wanted)

@@ -15,6 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from formats.errors import UserError
+from formats.text import sequence_length
+
 logger = logging.getLogger(__name__)
 
 # Characters of a query kept before tokenising (after collapsing whitespace). open_clip keeps the
@@ -27,7 +30,7 @@ MAX_QUERY_CHARS = 4096
 _INVISIBLE = {"Zs", "Cf", "Cc"}
 
 
-class QueryError(ValueError):
+class QueryError(UserError, ValueError):
     """A search request that cannot be run as given (empty query, bad K, unreadable query image)."""
 
 
@@ -59,7 +62,7 @@ class QueryTokenizer:
             logger.info("query of %d characters cut to %d before tokenising", len(cleaned), MAX_QUERY_CHARS)
             cleaned = cleaned[:MAX_QUERY_CHARS]
         tokens = self([cleaned])
-        length = int(tokens[0].argmax()) + 1  # EOT is the highest id
+        length = sequence_length(tokens[0])
         if length <= 2:
             raise QueryError(f"query {text[:40]!r} has nothing the model can read once cleaned")
         return tokens[:, :length]

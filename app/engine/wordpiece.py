@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from app.engine.wordpiece_unicode import reference_category
+from formats.errors import FormatError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 MAX_INPUT_CHARS_PER_WORD = 100
@@ -41,7 +42,7 @@ _CJK_RANGES = (
 _ASCII_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 
-class TokenizerFileError(ValueError):
+class TokenizerFileError(FormatError):
     """A vocabulary or tokenizer file that cannot be used; names the file."""
 
 

@@ -9,8 +9,10 @@ from typing import Protocol
 import numpy as np
 from PIL import Image, ImageOps
 
+from formats.errors import UserError
 
-class ImageDecodeError(RuntimeError):
+
+class ImageDecodeError(UserError, RuntimeError):
     """An image file that passed the header check but failed to decode; names the file."""
 
 

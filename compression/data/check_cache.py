@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from compression.checkpoint import atomic_write_json
+from formats.atomic import atomic_write_json
 
 logger = logging.getLogger(__name__)
 

@@ -30,6 +30,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from formats.errors import FormatError, UserError
+
 logger = logging.getLogger(__name__)
 
 NS = {
@@ -61,11 +63,11 @@ _PLUMBING = {"hash", "icon", "icons", "theme", "mimeicon", "magick", "clipart", 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 
-class MissingDictionaryError(FileNotFoundError):
+class MissingDictionaryError(UserError, FileNotFoundError):
     """The English word list is not installed; names the file and the apt package."""
 
 
-class MetadataError(ValueError):
+class MetadataError(FormatError):
     """An SVG whose metadata cannot be read; names the file."""
 
 

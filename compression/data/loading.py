@@ -5,7 +5,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from compression.config import DataConfig
+from compression.config import ConfigError, DataConfig
 from compression.data.captioned import CaptionedImages, ImageSource
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def load_datasets(cfg: DataConfig, cache_dir: Path, need_pretrain: bool, progres
         return read_pairs_tsv(path, cfg.image_root, checks)
 
     if not cfg.paired.endswith(".json"):
-        raise ValueError(f"data.paired: {cfg.paired!r} must be a Karpathy dataset_*.json (it defines the splits)")
+        raise ConfigError(f"data.paired: {cfg.paired!r} must be a Karpathy dataset_*.json (it defines the splits)")
     train = paired(cfg.paired, cfg.train_splits)
     val = paired(cfg.paired, [cfg.val_split])
     test = paired(cfg.paired, [cfg.test_split])

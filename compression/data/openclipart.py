@@ -21,6 +21,7 @@ from compression.data.clipart_captions import (
     read_metadata,
     series_titles,
 )
+from formats.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ MAX_SAME_CAPTION = 2  # rule 8
 MAX_PIXELS = 16_000_000  # a few PNGs are rendered at up to 15000 x 15000: not worth decoding
 
 
-class MissingClipArtError(FileNotFoundError):
+class MissingClipArtError(UserError, FileNotFoundError):
     """The clip art packages are not installed; names the folder and the apt command."""
 
 

@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from compression.data.captioned import CaptionedImages, FileImages, SkipReport
 from compression.data.check_cache import cached_checks
+from formats.errors import FormatError
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ _TSV_PATH_HEADERS = {"image", "image_path", "filepath", "filename", "file", "pat
 _TSV_TEXT_HEADERS = {"caption", "title", "text"}
 
 
-class DataFormatError(ValueError):
+class DataFormatError(FormatError):
     """A dataset file that is missing or malformed, or that yields no usable data; names the file."""
 
 

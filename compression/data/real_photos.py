@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 
 from compression.data.captioned import CaptionedImages, FileImages
+from formats.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ UNPAIRED_ONLY: tuple[tuple[str, str], ...] = (
 )
 
 
-class MissingPhotoError(FileNotFoundError):
+class MissingPhotoError(UserError, FileNotFoundError):
     """A photo that its package should carry is absent; names the file."""
 
 

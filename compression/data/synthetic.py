@@ -33,6 +33,7 @@ from compression.data.captioned import ArrayImages, CaptionedImages
 from compression.data.synthetic_captions import alt_text, describe_scene
 from compression.data.synthetic_render import render_scene
 from compression.data.synthetic_scenes import sample_scene
+from formats.atomic import atomic_path, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -135,18 +136,10 @@ def _save(data: SyntheticData, cfg: SyntheticDataConfig, folder: Path) -> None:
                    for split in _CAPTIONED_SPLITS},
         "unpaired_texts": data.unpaired_texts,
     }
-    pid = os.getpid()
-    tmp_npz, tmp_json = folder / f"images.npz.tmp{pid}", folder / f"captions.json.tmp{pid}"
-    try:
-        with open(tmp_npz, "wb") as f:
-            np.savez(f, **arrays)
-        tmp_json.write_text(json.dumps(meta))
-        # the json goes last: a cache is complete only once both files are in place
-        os.replace(tmp_npz, folder / "images.npz")
-        os.replace(tmp_json, folder / "captions.json")
-    finally:
-        for p in (tmp_npz, tmp_json):
-            p.unlink(missing_ok=True)
+    with atomic_path(folder / "images.npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    # the json goes last: a cache is complete only once both files are in place
+    atomic_write_text(folder / "captions.json", json.dumps(meta))
 
 
 def _load(cfg: SyntheticDataConfig, folder: Path) -> SyntheticData:
@@ -230,7 +223,5 @@ def write_split_as_folder(split: CaptionedImages, out_dir: Path, split_name: str
         entries.append({"filename": filename, "filepath": "images", "split": split_name, "imgid": i,
                         "sentids": sentids, "sentences": sentences})
     json_path = out_dir / "dataset_synthetic.json"
-    tmp = json_path.with_name(json_path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"dataset": "synthetic", "images": entries}))
-    os.replace(tmp, json_path)
+    atomic_write_text(json_path, json.dumps({"dataset": "synthetic", "images": entries}))
     return json_path

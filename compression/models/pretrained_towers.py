@@ -19,6 +19,8 @@ import timm
 import torch
 from torch import nn
 
+from formats.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 # name -> (timm architecture, weights package, its accessor class, input size)
@@ -37,7 +39,7 @@ LITE_MEAN = (0.5, 0.5, 0.5)
 LITE_STD = (0.5, 0.5, 0.5)
 
 
-class MissingWeightsError(RuntimeError):
+class MissingWeightsError(UserError, RuntimeError):
     """A pretrained-weights package is not installed; names the package and the pip command."""
 
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from open_clip.transformer import LayerNorm, QuickGELU, ResidualAttentionBlock
 from torch import nn
 
+from compression.config import ConfigError
 from compression.models.teacher import Preprocess
 from compression.models.weights import WeightsUnavailableError, weights_failure
 
@@ -25,7 +26,7 @@ def select_text_layers(n_teacher: int, n_student: int) -> list[int]:
     12 -> 6: [0, 2, 4, 7, 9, 11]; 12 -> 4: [0, 4, 7, 11]; 6 -> 4: [0, 2, 3, 5].
     """
     if not 1 <= n_student <= n_teacher:
-        raise ValueError(f"cannot keep {n_student} of the teacher's {n_teacher} text layers")
+        raise ConfigError(f"cannot keep {n_student} of the teacher's {n_teacher} text layers")
     if n_student == 1:
         return [n_teacher - 1]
     step = (n_teacher - 1) / (n_student - 1)
@@ -41,7 +42,7 @@ def create_backbone(backbone: str, pretrained: bool | str = False, backbone_kwar
     """``timm.create_model(backbone, num_classes=0)``; ``pretrained`` is False, True (timm's weights,
     downloaded on first use) or a local weights file. Weights that cannot be had: WeightsUnavailableError."""
     if backbone not in timm.list_models() and backbone not in timm.list_models(pretrained=True):
-        raise ValueError(f"unknown image backbone {backbone!r}; try one of timm.list_models('vit_*')")
+        raise ConfigError(f"unknown image backbone {backbone!r}; try one of timm.list_models('vit_*')")
     kwargs = dict(backbone_kwargs or {})
     if isinstance(pretrained, str):
         if not Path(pretrained).is_file():
@@ -137,7 +138,7 @@ class StudentTextEncoder(nn.Module):
         n = len(blocks)
         bad = [i for i in layer_ids if not 0 <= i < n]
         if bad or len(set(layer_ids)) != len(layer_ids):
-            raise ValueError(f"text layer ids {layer_ids} must be distinct and in [0, {n}) for this teacher")
+            raise ConfigError(f"text layer ids {layer_ids} must be distinct and in [0, {n}) for this teacher")
         proj = teacher.text_projection
         if isinstance(proj, nn.Linear):
             if proj.bias is not None:
@@ -212,7 +213,7 @@ def create_student(
     n_teacher = len(teacher.transformer.resblocks)
     layer_ids = list(text_layer_ids) if text_layer_ids is not None else select_text_layers(n_teacher, text_layers)
     if len(layer_ids) != text_layers:
-        raise ValueError(f"student.text_layer_ids has {len(layer_ids)} ids but student.text_layers is {text_layers}")
+        raise ConfigError(f"student.text_layer_ids has {len(layer_ids)} ids but student.text_layers is {text_layers}")
     text = StudentTextEncoder.from_teacher(teacher, layer_ids)
     spec = {
         "embed_dim": text.arch["embed_dim"],

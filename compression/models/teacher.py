@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import open_clip
 import torch
 from torch import nn
 
+from compression.config import ConfigError
 from compression.models.weights import WeightsUnavailableError, weights_failure
+from formats.preprocess import Preprocess
 
 logger = logging.getLogger(__name__)
 
@@ -23,19 +24,6 @@ def register_model_configs() -> None:
     if not _registered:
         open_clip.add_model_config(MODEL_CONFIG_DIR)
         _registered = True
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """How an image becomes a tensor; identical for teacher, student, export and app."""
-
-    image_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    resize: str = "shortest-side bicubic resize to image_size, then center crop image_size x image_size"
-
-    def to_dict(self) -> dict:
-        return {"image_size": self.image_size, "mean": list(self.mean), "std": list(self.std), "resize": self.resize}
 
 
 def resolve_teacher_name(model_name: str, pretrained: str | None) -> str:
@@ -69,7 +57,7 @@ def create_teacher(model_name: str, pretrained: str | None = None) -> nn.Module:
     register_model_configs()
     known = open_clip.list_models()
     if model_name not in known:
-        raise ValueError(
+        raise ConfigError(
             f"unknown teacher model {model_name!r}; try one of open_clip.list_models() "
             f"(e.g. 'ViT-B-32') or add a JSON to {MODEL_CONFIG_DIR}"
         )
@@ -108,7 +96,7 @@ def teacher_preprocess_from_config(model_name: str, pretrained: str | None) -> t
     register_model_configs()
     cfg = open_clip.get_model_config(model_name)
     if cfg is None:
-        raise ValueError(f"unknown teacher model {model_name!r}; try one of open_clip.list_models()")
+        raise ConfigError(f"unknown teacher model {model_name!r}; try one of open_clip.list_models()")
     size = cfg["vision_cfg"].get("image_size", 224)
     size = size[0] if isinstance(size, (tuple, list)) else int(size)
     tag = (open_clip.get_pretrained_cfg(model_name, pretrained) or {}) if pretrained else {}

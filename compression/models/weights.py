@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from formats.errors import UserError
 
-class WeightsUnavailableError(ValueError):
+
+class WeightsUnavailableError(UserError, ValueError):
     """Pretrained weights that could not be fetched or read; the message names them and the offline fix."""
 
 

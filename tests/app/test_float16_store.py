@@ -33,7 +33,7 @@ def test_float16_index_halves_the_matrix_and_finds_float32s_top_k(tmp_path):
             assert len(set(rows.tolist()) & set(want.tolist())) >= 9  # float32's top 10 within fp16 rounding
             np.testing.assert_allclose(scores, emb[rows] @ q, atol=2e-3)
         assert snap.intact(np.arange(300)).all()
-        pid, e = store.embedding_of_path("/g/p0.jpg")
+        _pid, e = store.embedding_of_path("/g/p0.jpg")
         assert e.dtype == np.float32 and np.abs(e - emb[0]).max() < 1e-3
 
 

@@ -26,14 +26,24 @@ def _lint(code_root: Path) -> subprocess.CompletedProcess:
 def test_app_engine_keeps_its_import_contract():
     result = _lint(REPO)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    assert "1 kept, 0 broken" in result.stdout
+    assert "2 kept, 0 broken" in result.stdout
 
 
 def test_the_contract_would_catch_a_lazy_torch_import(tmp_path):
     """The contract is live: on a copy of the code, one engine module importing torch inside a function breaks it."""
-    for name in ("app", "compression", "export"):
+    for name in ("formats", "app", "compression", "export"):
         shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "app" / "engine" / "leaky.py").write_text("def f():\n    import torch\n    return torch\n")
     result = _lint(tmp_path)
     assert result.returncode == 1, (result.stdout + result.stderr)[-4000:]
     assert "app.engine.leaky -> torch" in result.stdout
+
+
+def test_the_contract_would_catch_formats_importing_a_part(tmp_path):
+    """formats/ is below every part: on a copy of the code, a formats module importing the engine breaks it."""
+    for name in ("formats", "app", "compression", "export"):
+        shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "formats" / "leaky.py").write_text("def f():\n    from app.engine import decode\n    return decode\n")
+    result = _lint(tmp_path)
+    assert result.returncode == 1, (result.stdout + result.stderr)[-4000:]
+    assert "formats.leaky -> app.engine.decode" in result.stdout

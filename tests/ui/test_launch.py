@@ -80,3 +80,17 @@ def test_gallery_choice_is_saved_in_the_data_dir(tmp_path):
     assert GallerySettings(tmp_path).save([]) == [] and GallerySettings(tmp_path).folders == []
     (tmp_path / "app_settings.json").write_text("garbage")
     assert GallerySettings(tmp_path).folders is None
+
+
+def test_settings_describe_the_bundle_the_engine_opens(tmp_path, monkeypatch):
+    """A folder of bundles: Settings used to describe the first by name (a Core ML bundle) while the engine
+    ran another on Linux; both now ask formats.model_dir.resolve_model."""
+    import platform
+
+    monkeypatch.setattr(platform, "system", lambda: "Linux")
+    for name, backend in (("a-coreml", "coreml"), ("b-executorch", "executorch-xnnpack")):
+        manifest = {"backend": backend, "precision": "fp32", "embedding_dim": 8,
+                    "image": {"program": "i", "image_size": 32}, "text": {"program": "t"}, "files": {}}
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text(json.dumps(manifest))
+    assert read_model_info(tmp_path).backend == "executorch-xnnpack"

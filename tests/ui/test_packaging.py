@@ -37,7 +37,7 @@ DESKTOP_ONLY_IMPORTS = {"compression", "open_clip"}
 # imports kivy-ios has no recipe for (regex was one: app/engine/clip_split.py replaced it)
 KNOWN_IOS_GAPS: set[str] = set()
 STDLIB_NEEDING_RECIPE = {"sqlite3"}
-OWN_PACKAGES = {"app", "export"}
+OWN_PACKAGES = {"app", "export", "formats"}
 ANDROID_ONLY = {"app/platform/android.py", "app/engine/runtimes/android.py"}
 IOS_ONLY = {"app/platform/ios.py", "app/engine/runtimes/ios.py"}
 

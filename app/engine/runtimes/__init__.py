@@ -6,8 +6,8 @@
   the runtime its ``backend`` names that this platform has: ExecuTorch (desktop Python runtime, or
   the Java API through pyjnius on Android), ONNX Runtime (desktop, no torch) or Core ML (coremltools on
   macOS, pyobjus on iOS);
-* a folder of bundles: the first one this platform can run, Core ML first on Apple platforms, ONNX
-  first elsewhere.
+* a folder of bundles: the first one this platform can run, in ``formats.model_dir``'s order (Core ML
+  first on Apple platforms, ONNX first elsewhere), the one the settings screen describes.
 
 Platform bridges are imported only on their platform.
 """
@@ -21,6 +21,7 @@ from types import MappingProxyType
 
 from app.engine.runtimes.base import Encoders, ModelLoadError
 from app.engine.runtimes.bundle import BundleInfo
+from formats.model_dir import BUNDLE, RUN, ModelNotFoundError, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -83,13 +84,6 @@ def _open_bundle(path: Path, verify: bool, openers: Mapping[str, Opener], thread
     return openers[kind](bundle, threads)
 
 
-def _bundle_preference(manifest_backend: str) -> int:
-    """Lower first: Core ML on Apple platforms, elsewhere ONNX (starts fastest on a desktop), then the rest."""
-    if platform.system() == "Darwin":
-        return 0 if manifest_backend == "coreml" else 1
-    return {"onnx": 0, "coreml": 2}.get(manifest_backend, 1)
-
-
 def load_encoders(path: str | Path, verify: bool = True, threads: int | None = None,
                   openers: Mapping[str, Opener] = ENGINE_OPENERS) -> Encoders:
     """The encoders stored at ``path`` (a bundle, or a folder of bundles). Raises ModelLoadError.
@@ -97,35 +91,22 @@ def load_encoders(path: str | Path, verify: bool = True, threads: int | None = N
     ``threads`` caps ONNX Runtime's intra-op threads (an ONNX bundle); the other bundles use their
     runtime's pool. ``openers``: runtime name (:func:`runtime_for_backend`) -> what opens a bundle with it.
     """
-    path = Path(path).expanduser()
-    if not path.is_dir():
+    try:
+        model = resolve_model(path)
+    except ModelNotFoundError as e:
+        raise ModelLoadError(str(e)) from e
+    if model.kind == RUN:
         raise ModelLoadError(
-            f"model {path} not found: pass --model with a run directory (python -m compression.run) "
-            f"or a bundle (python -m export.executorch)"
-        )
-    if (path / "student.json").is_file():
-        raise ModelLoadError(
-            f"{path} is a PyTorch run directory (student.json): only the desktop app and CLI open one; "
+            f"{model.path} is a PyTorch run directory (student.json): only the desktop app and CLI open one; "
             f"phones need a bundle (python -m export.executorch / python -m export.coreml)"
         )
-    if (path / "manifest.json").is_file():
-        return _open_bundle(path, verify, openers, threads)
-    candidates = []
-    for sub in sorted(p for p in path.iterdir() if (p / "manifest.json").is_file()):
-        import json
-
-        try:
-            backend = json.loads((sub / "manifest.json").read_text()).get("backend", "")
-        except (OSError, ValueError):
-            continue
-        candidates.append((_bundle_preference(backend), sub))
+    if model.kind == BUNDLE:
+        return _open_bundle(model.path, verify, openers, threads)
     errors = []
-    for _, sub in sorted(candidates):
+    for sub in model.candidates:  # best first (formats.model_dir.bundle_preference)
         try:
             return _open_bundle(sub, verify, openers, threads)
         except ModelLoadError as e:
             logger.warning("skipping bundle %s: %s", sub, e)
             errors.append(str(e))
-    if errors:
-        raise ModelLoadError(f"no bundle under {path} runs here: " + " | ".join(errors))
-    raise ModelLoadError(f"{path} is neither a run directory (student.json) nor a bundle (manifest.json)")
+    raise ModelLoadError(f"no bundle under {model.path} runs here: " + " | ".join(errors))

@@ -26,6 +26,7 @@ import numpy as np
 
 from app.engine.runtimes.base import Encoders, ModelLoadError, l2_normalize
 from app.engine.runtimes.bundle import BundleInfo, batches_for
+from formats.text import sequence_length
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class AndroidExecuTorchEncoders(Encoders):
     def encode_tokens(self, tokens: np.ndarray) -> np.ndarray:
         out = []
         for row in np.asarray(tokens, dtype=np.int64):
-            seq = np.ascontiguousarray(self.bundle.fit_tokens(row[None, : int(row.argmax()) + 1]), dtype="=i8")
+            seq = np.ascontiguousarray(self.bundle.fit_tokens(row[None, : sequence_length(row)]), dtype="=i8")
             out.append(self._forward("text", seq).reshape(1, -1))
         return l2_normalize(np.concatenate(out))
 

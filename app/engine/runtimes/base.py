@@ -10,11 +10,12 @@ import numpy as np
 
 from app.engine.decode import ImagePreprocess
 from app.engine.tokenizer import QueryTokenizer
+from formats.errors import UserError
 
 logger = logging.getLogger(__name__)
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(UserError, RuntimeError):
     """A model path that is not a run directory or a bundle, a bundle that fails verification
     (sha256 mismatch, missing file), or a runtime this platform does not have; names the path."""
 

@@ -1,16 +1,15 @@
 """What every bundle runtime reads from a verified export bundle: preprocessing, tokenizer, sizes, identity.
 
 The bundle format (manifest.json with sha256 of every file, tokenizer.json + BPE file, one program
-per encoder) is defined by ``export/bundle.py``; this module reuses its readers.
+per encoder) is defined by ``formats.manifest``; this module reuses its readers.
 """
 from __future__ import annotations
 
 import json
 import logging
-import re
 import zlib
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,62 +18,18 @@ from app.engine.bpe import BpeTokenizer
 from app.engine.decode import ImagePreprocess
 from app.engine.runtimes.base import ModelLoadError
 from app.engine.tokenizer import QueryTokenizer
+from formats.manifest import (  # noqa: F401 - MAX_* and manifest_problems are this module's public names too
+    MAX_CONTEXT,
+    MAX_EMBED_DIM,
+    BundleError,
+    _whole,
+    load_manifest,
+    manifest_problems,
+    text_input_length,
+    verify_bundle,
+)
 
 logger = logging.getLogger(__name__)
-
-MAX_EMBED_DIM = 65536
-MAX_CONTEXT = 8192  # tokens; CLIP-like text towers use 77 to a few hundred
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def _whole(value: Any, low: int, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-
-
-def _inside(rel: Any) -> bool:
-    """A name that stays inside the bundle: relative, POSIX, no '..', no empty or odd parts."""
-    if not isinstance(rel, str) or not rel or "\\" in rel or "\0" in rel:
-        return False
-    parts = PurePosixPath(rel).parts
-    return not rel.startswith("/") and all(p not in ("..", ".", "") for p in parts) and ":" not in parts[0]
-
-
-def manifest_problems(manifest: Any, tokenizer_config: Any = None) -> list[str]:
-    """What makes a manifest unsafe or unusable before any file it names is opened: every file
-    name must stay inside the bundle, hashes and sizes must be well formed, sizes sane."""
-    if not isinstance(manifest, dict):
-        return [f"the manifest is a {type(manifest).__name__}, not an object"]
-    problems = []
-    files = manifest.get("files")
-    if not isinstance(files, dict):
-        problems.append(f"files is a {type(files).__name__}, not an object of name -> {{sha256, bytes}}")
-        files = {}
-    for rel, info in files.items():
-        if not _inside(rel):
-            problems.append(f"file name {rel!r} leads outside the bundle")
-        elif not (isinstance(info, dict) and isinstance(info.get("sha256"), str) and _SHA256.fullmatch(info["sha256"])
-                  and _whole(info.get("bytes"), 0, 1 << 40)):
-            problems.append(f"file {rel!r} needs a sha256 (64 hex digits) and a size in bytes")
-    for enc in ("image", "text"):
-        section = manifest.get(enc)
-        if not isinstance(section, dict) or not _inside(section.get("program")):
-            problems.append(f"{enc}.program must name a file inside the bundle")
-    if not _whole(manifest.get("embedding_dim"), 1, MAX_EMBED_DIM):
-        problems.append(f"embedding_dim {manifest.get('embedding_dim')!r} is not a whole number from 1 to "
-                        f"{MAX_EMBED_DIM}")
-    text = manifest.get("text") if isinstance(manifest.get("text"), dict) else {}
-    tokenizer = manifest.get("tokenizer") if isinstance(manifest.get("tokenizer"), dict) else {}
-    ctx = text.get("context_length") or tokenizer.get("context_length")
-    if not _whole(ctx, 2, MAX_CONTEXT):
-        problems.append(f"context_length {ctx!r} is not a whole number from 2 to {MAX_CONTEXT}")
-    if not isinstance(manifest.get("precision"), str):
-        problems.append(f"precision {manifest.get('precision')!r} is not a name")
-    if tokenizer_config is not None:
-        bpe = tokenizer_config.get("bpe_file") if isinstance(tokenizer_config, dict) else None
-        if not _inside(bpe) or bpe not in files:
-            problems.append(f"tokenizer.json names BPE file {bpe!r}, which is not a file listed in the bundle")
-    return problems
-
 
 @dataclass
 class BundleInfo:
@@ -92,8 +47,6 @@ class BundleInfo:
 
     def text_length(self, actual: int) -> int:
         """Token count to feed the text program for a sequence of ``actual`` ids (pads with 0s)."""
-        from export.bundle import BundleError, text_input_length
-
         try:
             return text_input_length(actual, self.manifest["text"]["lengths"])
         except BundleError as e:
@@ -109,11 +62,9 @@ class BundleInfo:
 
 def read_bundle(root: str | Path, verify: bool = True) -> BundleInfo:
     """Load manifest.json and (``verify``) check every file against its sha256. Raises ModelLoadError."""
-    from export.bundle import BundleError, load_manifest, verify_bundle
-
     root = Path(root)
     where = root / "manifest.json"
-    try:  # the shape of every value first: export.bundle's reader trusts it
+    try:  # the shape of every value first: formats.manifest's reader trusts it
         raw = json.loads(where.read_text())
     except (OSError, ValueError):
         raw = None  # load_manifest names what is wrong with the file

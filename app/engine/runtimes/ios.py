@@ -23,6 +23,7 @@ import numpy as np
 
 from app.engine.runtimes.base import Encoders, ModelLoadError, l2_normalize
 from app.engine.runtimes.bundle import BundleInfo, batches_for
+from formats.text import sequence_length
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class IOSCoreMLEncoders(Encoders):
     def encode_tokens(self, tokens: np.ndarray) -> np.ndarray:
         out = []
         for row in np.asarray(tokens, dtype=np.int64):
-            seq = self.bundle.fit_tokens(row[None, : int(row.argmax()) + 1])
+            seq = self.bundle.fit_tokens(row[None, : sequence_length(row)])
             out.append(self._predict("text", self._multiarray(seq, ML_INT32, "=i4"), self.embed_dim).reshape(1, -1))
         return l2_normalize(np.concatenate(out))
 

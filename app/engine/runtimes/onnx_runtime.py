@@ -16,6 +16,7 @@ import numpy as np
 
 from app.engine.runtimes.base import Encoders, ModelLoadError, l2_normalize
 from app.engine.runtimes.bundle import BundleInfo, batches_for
+from formats.text import sequence_length
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class ONNXEncoders(Encoders):
     def encode_tokens(self, tokens: np.ndarray) -> np.ndarray:
         session, name, out = self._sessions["text"], self._inputs["text"], []
         for row in np.asarray(tokens, dtype=np.int64):  # the text program takes one sequence at a time
-            seq = self.bundle.fit_tokens(row[None, : int(row.argmax()) + 1])
+            seq = self.bundle.fit_tokens(row[None, : sequence_length(row)])
             out.append(session.run(None, {name: seq})[0].reshape(1, -1))
         return l2_normalize(np.concatenate(out))
 
