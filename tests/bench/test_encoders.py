@@ -309,6 +309,6 @@ def test_build_all_leaves_out_a_failing_candidate_but_not_a_failing_student():
     specs = [_text_spec("teacher", 3), spec_defs.EncoderSpec("no_such_net", "image", "candidate", "bogus", **bogus)]
     built, described = towers.build_all(specs)
     assert set(built) == {"teacher_3"} and described["teacher_3"]["params"] > 0
-    assert described["no_such_net"]["error"].startswith("ValueError: unknown image backbone 'no_such_net'")
+    assert described["no_such_net"]["error"].startswith("ConfigError: unknown image backbone 'no_such_net'")
     with pytest.raises(ValueError, match="unknown image backbone"):
         towers.build_all([spec_defs.EncoderSpec("no_such_net", "image", "student", "bogus", **bogus)])
