@@ -318,49 +318,48 @@ class AppController:
 
     def search(self, query: str, k: int, on_results: Callable[[list[SearchResult]], None],
                on_error: Callable[[str], None]) -> int:
-        """Text search off the UI thread. Answers for a query superseded by a newer one are dropped.
+        """Text search off the UI thread. Returns the request's number.
 
-        Returns the request's number.
+        A request superseded by a newer search or similar-photos request is dropped: it does not run if
+        it is still waiting, and neither its results nor its error reach the UI.
         """
-        self._search_seq += 1
-        seq = self._search_seq
-
-        def run() -> None:
-            if seq != self._search_seq:
-                return  # a newer query came in while this one waited
-            engine = self._engine
-            if engine is None:
-                self._deliver(lambda: on_error("the model is still loading"))
-                return
-            try:
-                results = engine.search_text(query, k)
-            except QueryError as e:
-                message = str(e)
-                self._deliver(lambda: on_error(message))
-                return
-            self._deliver(lambda: on_results(results) if seq == self._search_seq else None)
-
-        self._submit(run)
-        return seq
+        return self._query(lambda engine: engine.search_text(query, k), on_results, on_error)
 
     def similar(self, photo: str, k: int, on_results: Callable[[list[SearchResult]], None],
                 on_error: Callable[[str], None]) -> int:
-        """Photos most similar to ``photo``, off the UI thread (same ordering rules as :meth:`search`)."""
+        """Photos most similar to ``photo``, off the UI thread (superseded like :meth:`search`)."""
+        return self._query(lambda engine: engine.search_image(photo, k), on_results, on_error)
+
+    def _query(self, ask: Callable[[SearchEngine], list[SearchResult]],
+               on_results: Callable[[list[SearchResult]], None], on_error: Callable[[str], None]) -> int:
         self._search_seq += 1
         seq = self._search_seq
 
+        def current() -> bool:
+            return seq == self._search_seq
+
+        def answer(fn: Callable[[], None]) -> None:
+            self._deliver(lambda: fn() if current() else None)  # checked again on the UI thread
+
         def run() -> None:
+            if not current():
+                return  # a newer query came in while this one waited
             engine = self._engine
             if engine is None:
-                self._deliver(lambda: on_error("the model is still loading"))
+                answer(lambda: on_error("the model is still loading"))
                 return
             try:
-                results = engine.search_image(photo, k)
-            except QueryError as e:
+                results = ask(engine)
+            except (QueryError, StoreError) as e:
                 message = str(e)
-                self._deliver(lambda: on_error(message))
+                answer(lambda: on_error(message))
                 return
-            self._deliver(lambda: on_results(results) if seq == self._search_seq else None)
+            except Exception as e:  # a bug must not leave the UI waiting on "Searching...": told, and logged whole
+                logger.exception("the query failed")
+                message = unexpected_failure("the search failed", e)
+                answer(lambda: on_error(message))
+                return
+            answer(lambda: on_results(results))
 
         self._submit(run)
         return seq

@@ -216,3 +216,44 @@ def test_an_indexing_crash_reaches_the_ui(tmp_path, ui_queue):
         assert outcome.error is not None and "AttributeError: Resampling" in outcome.error
     finally:
         controller.close()
+
+
+def test_a_superseded_similar_query_is_neither_run_nor_answered(tmp_path, ui_queue):
+    """A similar-photos request overtaken by a newer search must not run (it may decode a large photo)
+    nor answer: not even its error may reach the UI, which shows the newer query by then."""
+    gate = threading.Event()
+    encoded: list[int] = []  # batch sizes of image encodes
+
+    class Encoders(_Encoders):
+
+        def encode_tokens(self, tokens):
+            gate.wait(30)  # holds the engine worker on the first search until every request is queued
+            return self._np.ones((len(tokens), self.embed_dim), self._np.float32) / 2
+
+        def encode_images(self, pixels):
+            encoded.append(len(pixels))
+            return super().encode_images(pixels)
+
+    listener = Recorder()
+    controller = AppController(ui_queue.post, listener, load_model=lambda *a, **k: Encoders())
+    try:
+        controller.open(tmp_path / "bundle", tmp_path / "data", [str(_gallery(tmp_path / "g"))])
+        ui_queue.run_until(lambda: any(n == "finished" for n, _ in listener.events), timeout=20)
+        encoded.clear()
+        (tmp_path / "broken.jpg").write_text("not a photo")
+        outside = _gallery(tmp_path / "outside") / "p0.png"
+        answers: list = []
+        errors: list[str] = []
+        controller.search("first", 3, answers.append, errors.append)
+        controller.similar(str(outside), 3, answers.append, errors.append)
+        controller.similar(str(tmp_path / "broken.jpg"), 3, answers.append, errors.append)
+        latest = controller.search("latest", 3, lambda r: answers.append(("latest", r)), errors.append)
+        gate.set()
+        ui_queue.run_until(lambda: bool(answers), timeout=20)
+        controller.stats(lambda s: answers.append("stats"))  # the worker runs in order: after this, all is in
+        ui_queue.run_until(lambda: answers[-1] == "stats", timeout=20)
+        assert latest > 0 and answers[0][0] == "latest" and len(answers) == 2
+        assert errors == [] and encoded == []
+    finally:
+        gate.set()
+        controller.close()
