@@ -257,3 +257,32 @@ def test_a_superseded_similar_query_is_neither_run_nor_answered(tmp_path, ui_que
     finally:
         gate.set()
         controller.close()
+
+
+def test_a_refresh_during_indexing_scans_again_after_it(tmp_path, ui_queue):
+    """Photos added while a run is going are found by the scan the refresh queued, which starts as the run ends."""
+    listener = Recorder()
+    controller = AppController(ui_queue.post, listener, batch_size=1, throttle_s=0.1,
+                               load_model=lambda *a, **k: _Encoders())
+    gallery = _gallery(tmp_path / "g")
+    try:
+        controller.open(tmp_path / "bundle", tmp_path / "data", [str(gallery)])
+        ui_queue.run_until(lambda: any(n == "progress" for n, _ in listener.events), timeout=20)
+        assert controller.is_indexing
+        from PIL import Image
+
+        Image.new("RGB", (30, 14), (1, 2, 3)).save(gallery / "later.png")
+        controller.refresh()
+        controller.refresh()  # several requests during a run make one more scan
+        ui_queue.run_until(lambda: [n for n, _ in listener.events].count("finished") == 2, timeout=30)
+        ui_queue.run_until(lambda: not controller.is_indexing, timeout=10)
+        time.sleep(0.3)
+        ui_queue.drain()
+        names = [n for n, _ in listener.events if n != "progress"]
+        assert names == ["opened", "scan", "finished", "scan", "finished"]
+        scans = [v for n, v in listener.events if n == "scan"]
+        assert (scans[0].new, scans[0].first) == (3, True) and (scans[1].new, scans[1].first) == (1, False)
+        outcome = listener.last("finished")
+        assert outcome.error is None and outcome.stats.indexed == 4
+    finally:
+        controller.close()
