@@ -5,9 +5,9 @@ thread later (the app passes one built on ``Clock.schedule_once``; tests may pas
 :class:`LibraryListener` for the events of the library's life (opened, scanned, indexing progress,
 indexed). Requests (search, similar photos, thumbnails, statistics) take their own callbacks.
 
-Threads: one "engine" worker runs opening and queries in order, one "indexer" thread scans and
-indexes (so a search is answered while photos are still being indexed), and two "thumbs" workers
-make thumbnails. Nothing here decides *what* to do with a photo: that is the engine's business.
+Threads: one "engine" worker runs opening and queries in order, the engine's background update
+(:meth:`SearchEngine.start_update`) scans and indexes (so a search is answered while photos are still
+being indexed), and two "thumbs" workers make thumbnails. Nothing here decides *what* to do with a photo: that is the engine's business.
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Protocol
 
 from app.engine import QueryError, SearchEngine, SearchResult
-from app.engine.indexer import IndexReport
+from app.engine.engine import ScanResult
+from app.engine.indexer import IndexJob, IndexReport
 from app.engine.runtimes import ModelLoadError
 from app.engine.store import StoreError
 from app.model_info import ModelInfo, ModelInfoError, read_model_info
@@ -132,10 +133,10 @@ class AppController:
         self._engine: SearchEngine | None = None
         self._thumbs: ThumbnailCache | None = None
         self._galleries: list[str] = []
-        self._lock = threading.Lock()
-        self._index_thread: threading.Thread | None = None
-        self._cancel = threading.Event()
-        self._rescan = threading.Event()
+        self._lock = threading.Lock()  # guards the indexing state below
+        self._job: IndexJob | None = None  # the engine's latest background update
+        self._indexing = False  # from a run's start until the last run of a chain of rescans has told its end
+        self._rescan = False  # a refresh came in during a run: another follows it
         self._retry_skipped = False
         self._first_scan = True
         self._search_seq = 0
@@ -169,11 +170,10 @@ class AppController:
 
     @property
     def is_indexing(self) -> bool:
-        thread = self._index_thread
-        return thread is not None and thread.is_alive()
+        return self._indexing
 
-    def _stats(self) -> LibraryStats:
-        engine = self._engine
+    def _stats(self, engine: SearchEngine | None = None) -> LibraryStats:
+        engine = self._engine if engine is None else engine
         if engine is None:
             return LibraryStats()
         st = engine.stats()
@@ -192,10 +192,7 @@ class AppController:
         self._submit(lambda: self._open(Path(model), Path(data_dir)))
 
     def _open(self, model: Path, data_dir: Path) -> None:
-        self._stop_indexing()
-        if self._engine is not None:
-            self._engine.close()
-            self._engine = None
+        self._close_engine()
         start = time.perf_counter()
         try:
             encoders = self._load_model(model, threads=self.torch_threads)
@@ -241,63 +238,79 @@ class AppController:
             return
         with self._lock:
             self._retry_skipped = self._retry_skipped or retry_skipped
-            if self.is_indexing:
-                self._rescan.set()
+            if self._indexing:
+                self._rescan = True
                 return
-            self._cancel = threading.Event()
-            self._rescan.clear()
-            self._index_thread = threading.Thread(target=self._index_main, args=(self._cancel,),
-                                                  name="indexer", daemon=True)
-            self._index_thread.start()
+            self._start_update()
 
     def cancel_indexing(self) -> None:
         """Stop indexing after the batch in flight; what was indexed stays, the rest waits for the next run."""
-        self._rescan.clear()
-        self._cancel.set()
+        with self._lock:
+            self._rescan = False
+            job = self._job
+        if job is not None:
+            job.cancel()
 
-    def _stop_indexing(self) -> None:
-        self.cancel_indexing()
-        thread = self._index_thread
-        if thread is not None:
-            thread.join()
-
-    def _index_main(self, cancel: threading.Event) -> None:
-        while True:
-            self._index_once(cancel)
-            with self._lock:
-                if cancel.is_set() or not self._rescan.is_set() or self._closed:
-                    return
-                self._rescan.clear()
-
-    def _index_once(self, cancel: threading.Event) -> None:
+    def _start_update(self) -> None:
+        """Start the engine's background update (``self._lock`` held)."""
         engine = self._engine
-        if engine is None:
+        if engine is None or self._closed:
+            self._indexing = False
             return
-        report: IndexReport | None = None
-        error: str | None = None
+        retry, self._retry_skipped = self._retry_skipped, False
+        self._rescan = False
+        self._indexing = True
         try:
-            with self._lock:
-                retry, self._retry_skipped = self._retry_skipped, False
-            if retry:
-                engine.store.retry_failed()
-            scan = engine.scan(self._galleries)
-            summary = ScanSummary(scan.report.files, len(scan.plan.new), len(scan.plan.changed),
-                                  len(scan.plan.moved), len(scan.plan.deleted), list(scan.report.unavailable),
-                                  first=self._first_scan)
-            self._first_scan = False
-            self._deliver(lambda: self._listener.scan_finished(summary))
-            report = engine.index(self._progress_poster(), cancel, self.batch_size, self.decode_workers,
-                                  self.throttle_s)
-            if not report.cancelled:
-                engine.store.compact()
-        except (StoreError, OSError) as e:
-            logger.error("indexing failed: %s", e)
-            error = str(e)
-        except Exception as e:  # a bug must not leave the UI waiting on "Indexing..." for ever: told, and logged whole
-            logger.exception("indexing failed")
-            error = unexpected_failure("an unexpected error", e)
-        outcome = IndexOutcome(report, self._stats(), error)
+            self._job = engine.start_update(
+                self._galleries, self._progress_poster(), self.batch_size, self.decode_workers, self.throttle_s,
+                retry_failed=retry, on_scanned=self._scanned,
+                on_finished=lambda report, error: self._update_finished(engine, report, error))
+        except Exception as e:  # e.g. no thread can be started: told, not "Indexing..." for ever
+            logger.exception("indexing could not start")
+            self._indexing = False
+            outcome = IndexOutcome(None, self._stats(engine), unexpected_failure("indexing could not start", e))
+            self._deliver(lambda: self._listener.index_finished(outcome))
+
+    def _scanned(self, scan: ScanResult) -> None:
+        """On the indexing thread, between the scan and the indexing."""
+        summary = ScanSummary(scan.report.files, len(scan.plan.new), len(scan.plan.changed),
+                              len(scan.plan.moved), len(scan.plan.deleted), list(scan.report.unavailable),
+                              first=self._first_scan)
+        self._first_scan = False
+        self._deliver(lambda: self._listener.scan_finished(summary))
+
+    def _update_finished(self, engine: SearchEngine, report: IndexReport | None, error: BaseException | None) -> None:
+        """On the indexing thread when a run ends, however it ends: the UI is always told (the engine logged
+        the traceback of a failure); then the rescan asked for meanwhile starts."""
+        message: str | None = None
+        if isinstance(error, (StoreError, OSError)):
+            message = str(error)
+        elif error is not None:  # a bug must not leave the UI waiting on "Indexing..." for ever
+            message = unexpected_failure("an unexpected error", error)
+        try:
+            stats = self._stats(engine)
+        except Exception as e:
+            logger.exception("cannot read the index after indexing")
+            stats = LibraryStats()
+            message = message or unexpected_failure("the index could not be read", e)
+        outcome = IndexOutcome(report, stats, message)
         self._deliver(lambda: self._listener.index_finished(outcome))
+        with self._lock:
+            if self._rescan and self._engine is engine:
+                self._start_update()
+            else:
+                self._indexing = False
+
+    def _close_engine(self) -> None:
+        """Stop indexing (after its batch in flight) and release the index; no rescan starts on it."""
+        with self._lock:
+            engine, self._engine = self._engine, None
+            self._rescan = False
+            job = self._job
+        if job is not None:
+            job.cancel()
+        if engine is not None:
+            engine.close()  # waits for its background update, whose end the UI is told
 
     def _progress_poster(self) -> Callable[[int, int], None]:
         start = time.perf_counter()
@@ -318,49 +331,48 @@ class AppController:
 
     def search(self, query: str, k: int, on_results: Callable[[list[SearchResult]], None],
                on_error: Callable[[str], None]) -> int:
-        """Text search off the UI thread. Answers for a query superseded by a newer one are dropped.
+        """Text search off the UI thread. Returns the request's number.
 
-        Returns the request's number.
+        A request superseded by a newer search or similar-photos request is dropped: it does not run if
+        it is still waiting, and neither its results nor its error reach the UI.
         """
-        self._search_seq += 1
-        seq = self._search_seq
-
-        def run() -> None:
-            if seq != self._search_seq:
-                return  # a newer query came in while this one waited
-            engine = self._engine
-            if engine is None:
-                self._deliver(lambda: on_error("the model is still loading"))
-                return
-            try:
-                results = engine.search_text(query, k)
-            except QueryError as e:
-                message = str(e)
-                self._deliver(lambda: on_error(message))
-                return
-            self._deliver(lambda: on_results(results) if seq == self._search_seq else None)
-
-        self._submit(run)
-        return seq
+        return self._query(lambda engine: engine.search_text(query, k), on_results, on_error)
 
     def similar(self, photo: str, k: int, on_results: Callable[[list[SearchResult]], None],
                 on_error: Callable[[str], None]) -> int:
-        """Photos most similar to ``photo``, off the UI thread (same ordering rules as :meth:`search`)."""
+        """Photos most similar to ``photo``, off the UI thread (superseded like :meth:`search`)."""
+        return self._query(lambda engine: engine.search_image(photo, k), on_results, on_error)
+
+    def _query(self, ask: Callable[[SearchEngine], list[SearchResult]],
+               on_results: Callable[[list[SearchResult]], None], on_error: Callable[[str], None]) -> int:
         self._search_seq += 1
         seq = self._search_seq
 
+        def current() -> bool:
+            return seq == self._search_seq
+
+        def answer(fn: Callable[[], None]) -> None:
+            self._deliver(lambda: fn() if current() else None)  # checked again on the UI thread
+
         def run() -> None:
+            if not current():
+                return  # a newer query came in while this one waited
             engine = self._engine
             if engine is None:
-                self._deliver(lambda: on_error("the model is still loading"))
+                answer(lambda: on_error("the model is still loading"))
                 return
             try:
-                results = engine.search_image(photo, k)
-            except QueryError as e:
+                results = ask(engine)
+            except (QueryError, StoreError) as e:
                 message = str(e)
-                self._deliver(lambda: on_error(message))
+                answer(lambda: on_error(message))
                 return
-            self._deliver(lambda: on_results(results) if seq == self._search_seq else None)
+            except Exception as e:  # a bug must not leave the UI waiting on "Searching...": told, and logged whole
+                logger.exception("the query failed")
+                message = unexpected_failure("the search failed", e)
+                answer(lambda: on_error(message))
+                return
+            answer(lambda: on_results(results))
 
         self._submit(run)
         return seq
@@ -394,11 +406,6 @@ class AppController:
             return
         self.cancel_indexing()
         self._closed = True
-        thread = self._index_thread
-        if thread is not None:
-            thread.join(timeout=30)
         self._engine_pool.shutdown(wait=True, cancel_futures=True)
         self._thumb_pool.shutdown(wait=True, cancel_futures=True)
-        if self._engine is not None:
-            self._engine.close()
-            self._engine = None
+        self._close_engine()

@@ -5,7 +5,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, Self
@@ -135,22 +135,39 @@ class SearchEngine:
 
     def update(self, roots: Iterable[str | Path], progress: Progress | None = None, cancel=None,
                batch_size: int | None = None, decode_workers: int | None = None,
-               throttle_s: float = 0.0) -> UpdateResult:
-        """Scan, index what changed, compact the matrix if many rows died."""
+               throttle_s: float = 0.0, retry_failed: bool = False,
+               on_scanned: Callable[[ScanResult], None] | None = None) -> UpdateResult:
+        """Scan, index what changed, compact the matrix if many rows died.
+
+        ``retry_failed`` first queues the photos skipped as unreadable again (after a decoder was
+        installed, say); ``on_scanned(scan)`` is told what the scan found before indexing starts.
+        """
+        if retry_failed:
+            self.store.retry_failed()
         scan = self.scan(roots)
+        if on_scanned is not None:
+            on_scanned(scan)
         report = self.index(progress, cancel, batch_size, decode_workers, throttle_s)
         compacted = False if report.cancelled else self.store.compact()
         return UpdateResult(scan, report, compacted, list(self.notes))
 
     def start_update(self, roots: Iterable[str | Path], progress: Progress | None = None,
-                     batch_size: int | None = None, decode_workers: int | None = None, throttle_s: float = 0.0) -> IndexJob:
-        """:meth:`update` in a background thread (the app's launch-time refresh); search works meanwhile."""
+                     batch_size: int | None = None, decode_workers: int | None = None, throttle_s: float = 0.0,
+                     retry_failed: bool = False, on_scanned: Callable[[ScanResult], None] | None = None,
+                     on_finished: Callable[[IndexReport | None, BaseException | None], None] | None = None,
+                     ) -> IndexJob:
+        """:meth:`update` in a background thread (the app's refreshes); search works meanwhile.
+
+        ``progress``, ``on_scanned`` and ``on_finished`` (see :class:`IndexJob`) are called on the job's
+        thread; :meth:`close` cancels the job and waits for it.
+        """
         roots = list(roots)
 
         def work(cancel) -> IndexReport:
-            return self.update(roots, progress, cancel, batch_size, decode_workers, throttle_s).index
+            return self.update(roots, progress, cancel, batch_size, decode_workers, throttle_s,
+                               retry_failed, on_scanned).index
 
-        job = IndexJob(work)
+        job = IndexJob(work, on_finished)
         self._jobs = [j for j in self._jobs if not j.done] + [job]
         return job
 

@@ -203,21 +203,38 @@ class Indexer:
 
 class IndexJob:
     """A background run: ``cancel()`` stops it after the batch in flight, ``wait()`` returns its report
-    (or raises what the run raised)."""
+    (or raises what the run raised).
 
-    def __init__(self, work: Callable[[threading.Event], IndexReport]):
+    ``on_finished(report, error)`` is called on the job's own thread when the run ends, however it ends:
+    exactly one of the two is None. It is how an app learns the end without a thread of its own
+    waiting; :attr:`done` is still False while it runs, so it must not call :meth:`wait`.
+    """
+
+    def __init__(self, work: Callable[[threading.Event], IndexReport],
+                 on_finished: Callable[[IndexReport | None, BaseException | None], None] | None = None):
         self._cancel = threading.Event()
         self._report: IndexReport | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, args=(work,), name="indexer", daemon=True)
+        self._thread = threading.Thread(target=self._main, args=(work, on_finished), name="indexer", daemon=True)
         self._thread.start()
 
-    def _main(self, work: Callable[[threading.Event], IndexReport]) -> None:
+    def _main(self, work: Callable[[threading.Event], IndexReport],
+              on_finished: Callable[[IndexReport | None, BaseException | None], None] | None) -> None:
         try:
             self._report = work(self._cancel)
-        except BaseException as e:  # handed to the caller of wait()
+        except BaseException as e:  # handed to the caller of wait() and to on_finished
             logger.exception("indexing failed")
             self._error = e
+        if on_finished is not None:
+            try:
+                on_finished(self._report, self._error)
+            except Exception:  # the run's own outcome stays what wait() returns; the callback's bug is logged whole
+                logger.exception("the indexing job's on_finished callback failed")
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called (the run may still be finishing its batch in flight)."""
+        return self._cancel.is_set()
 
     @property
     def done(self) -> bool:

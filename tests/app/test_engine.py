@@ -181,6 +181,40 @@ def test_background_job_cancel_and_error(tmp_path, make_gallery, fake_encoders):
         assert engine.store.check() == []
 
 
+def test_background_job_tells_its_scan_and_its_end(tmp_path, make_gallery, fake_encoders, image_writer):
+    """An app follows a job through callbacks instead of a thread of its own: the scan, then exactly one end."""
+    gallery = make_gallery(6)
+    with SearchEngine(tmp_path / "data", fake_encoders) as engine:
+        events = []
+        job = engine.start_update([gallery], batch_size=2, on_scanned=lambda scan: events.append(("scan", scan)),
+                                  on_finished=lambda report, error: events.append(("end", report, error)))
+        report = job.wait(timeout=30)
+        assert [e[0] for e in events] == ["scan", "end"] and len(events[0][1].plan.new) == 6
+        assert events[1][1] is report and events[1][2] is None and report.indexed == 6
+
+        def broken(pixels):
+            raise RuntimeError("accelerator lost")
+
+        image_writer(gallery / "new.png", seed=99)  # something to encode
+        fake_encoders.encode_images = broken
+        ends = []
+        job = engine.start_update([gallery], on_finished=lambda report, error: ends.append((report, error)))
+        with pytest.raises(RuntimeError):
+            job.wait(timeout=30)
+        assert len(ends) == 1 and ends[0][0] is None and "accelerator lost" in str(ends[0][1])
+
+
+def test_update_can_retry_skipped_photos(tmp_path, make_gallery, fake_encoders):
+    gallery = make_gallery(3)
+    (gallery / "broken.jpg").write_text("not a photo")
+    with SearchEngine(tmp_path / "data", fake_encoders) as engine:
+        engine.update([gallery])
+        assert engine.stats().failed == 1
+        assert engine.update([gallery]).index.done == 0  # a skipped photo is not tried again by itself
+        again = engine.update([gallery], retry_failed=True)
+        assert again.index.done == 1 and engine.stats().failed == 1
+
+
 def test_similar_photos(tmp_path, make_gallery, fake_encoders, image_writer):
     gallery = make_gallery(10)
     with SearchEngine(tmp_path / "data", fake_encoders) as engine:

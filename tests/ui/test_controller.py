@@ -216,3 +216,73 @@ def test_an_indexing_crash_reaches_the_ui(tmp_path, ui_queue):
         assert outcome.error is not None and "AttributeError: Resampling" in outcome.error
     finally:
         controller.close()
+
+
+def test_a_superseded_similar_query_is_neither_run_nor_answered(tmp_path, ui_queue):
+    """A similar-photos request overtaken by a newer search must not run (it may decode a large photo)
+    nor answer: not even its error may reach the UI, which shows the newer query by then."""
+    gate = threading.Event()
+    encoded: list[int] = []  # batch sizes of image encodes
+
+    class Encoders(_Encoders):
+
+        def encode_tokens(self, tokens):
+            gate.wait(30)  # holds the engine worker on the first search until every request is queued
+            return self._np.ones((len(tokens), self.embed_dim), self._np.float32) / 2
+
+        def encode_images(self, pixels):
+            encoded.append(len(pixels))
+            return super().encode_images(pixels)
+
+    listener = Recorder()
+    controller = AppController(ui_queue.post, listener, load_model=lambda *a, **k: Encoders())
+    try:
+        controller.open(tmp_path / "bundle", tmp_path / "data", [str(_gallery(tmp_path / "g"))])
+        ui_queue.run_until(lambda: any(n == "finished" for n, _ in listener.events), timeout=20)
+        encoded.clear()
+        (tmp_path / "broken.jpg").write_text("not a photo")
+        outside = _gallery(tmp_path / "outside") / "p0.png"
+        answers: list = []
+        errors: list[str] = []
+        controller.search("first", 3, answers.append, errors.append)
+        controller.similar(str(outside), 3, answers.append, errors.append)
+        controller.similar(str(tmp_path / "broken.jpg"), 3, answers.append, errors.append)
+        latest = controller.search("latest", 3, lambda r: answers.append(("latest", r)), errors.append)
+        gate.set()
+        ui_queue.run_until(lambda: bool(answers), timeout=20)
+        controller.stats(lambda s: answers.append("stats"))  # the worker runs in order: after this, all is in
+        ui_queue.run_until(lambda: answers[-1] == "stats", timeout=20)
+        assert latest > 0 and answers[0][0] == "latest" and len(answers) == 2
+        assert errors == [] and encoded == []
+    finally:
+        gate.set()
+        controller.close()
+
+
+def test_a_refresh_during_indexing_scans_again_after_it(tmp_path, ui_queue):
+    """Photos added while a run is going are found by the scan the refresh queued, which starts as the run ends."""
+    listener = Recorder()
+    controller = AppController(ui_queue.post, listener, batch_size=1, throttle_s=0.1,
+                               load_model=lambda *a, **k: _Encoders())
+    gallery = _gallery(tmp_path / "g")
+    try:
+        controller.open(tmp_path / "bundle", tmp_path / "data", [str(gallery)])
+        ui_queue.run_until(lambda: any(n == "progress" for n, _ in listener.events), timeout=20)
+        assert controller.is_indexing
+        from PIL import Image
+
+        Image.new("RGB", (30, 14), (1, 2, 3)).save(gallery / "later.png")
+        controller.refresh()
+        controller.refresh()  # several requests during a run make one more scan
+        ui_queue.run_until(lambda: [n for n, _ in listener.events].count("finished") == 2, timeout=30)
+        ui_queue.run_until(lambda: not controller.is_indexing, timeout=10)
+        time.sleep(0.3)
+        ui_queue.drain()
+        names = [n for n, _ in listener.events if n != "progress"]
+        assert names == ["opened", "scan", "finished", "scan", "finished"]
+        scans = [v for n, v in listener.events if n == "scan"]
+        assert (scans[0].new, scans[0].first) == (3, True) and (scans[1].new, scans[1].first) == (1, False)
+        outcome = listener.last("finished")
+        assert outcome.error is None and outcome.stats.indexed == 4
+    finally:
+        controller.close()
