@@ -32,8 +32,9 @@ IOS = REPO / "ios"
 RECIPE_OF_IMPORT = {"kivy": "kivy", "numpy": "numpy", "PIL": "pillow", "jnius": "pyjnius", "android": "android",
                     "pyobjus": "pyobjus", "sqlite3": "sqlite3", "regex": "regex", "ftfy": "ftfy"}
 # lazy imports inside functions the phone never calls (a run directory's tokenizer, writing a bundle);
-# test_the_phone_code_path_imports_no_torch checks they stay unloaded
-DESKTOP_ONLY_IMPORTS = {"compression", "open_clip"}
+# test_the_phone_code_path_imports_no_torch checks they stay unloaded; faiss: the desktop float16 kernel,
+# built only after half_embeddings.faiss_available() (phones take the numpy kernel)
+DESKTOP_ONLY_IMPORTS = {"compression", "open_clip", "faiss"}
 # imports kivy-ios has no recipe for (regex was one: app/engine/clip_split.py replaced it)
 KNOWN_IOS_GAPS: set[str] = set()
 STDLIB_NEEDING_RECIPE = {"sqlite3"}
