@@ -4,7 +4,7 @@ A phone runs the exported programs with ExecuTorch or Core ML and has no torch, 
 ``open_clip.tokenizer`` (which imports torch). This is the same algorithm (CLIP's
 ``SimpleTokenizer``: ftfy + html unescape + whitespace collapse + lowercase, the CLIP split
 pattern, byte-to-unicode table, greedy lowest-rank merges, truncation keeping EOT) on numpy only;
-``tests/app/test_tokenizer.py`` checks it against open_clip id for id.
+``tests/engine/test_tokenizer.py`` checks it against open_clip id for id.
 """
 from __future__ import annotations
 

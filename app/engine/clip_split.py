@@ -3,7 +3,7 @@
 open_clip splits a cleaned text with ``regex.findall`` of
 ``<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+`` under
 IGNORECASE. This scanner takes the same alternatives in the same order at each position, using the
-Unicode categories of the standard library's ``unicodedata``; ``tests/app/test_clip_split.py``
+Unicode categories of the standard library's ``unicodedata``; ``tests/engine/test_clip_split.py``
 compares it with ``regex`` on generated text. The one difference: characters assigned after the
 interpreter's Unicode version (3.11: Unicode 14) are not letters or digits here, as Python sees them.
 """

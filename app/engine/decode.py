@@ -2,7 +2,7 @@
 
 The preprocessing is compression's ``image_transform`` (shortest side to ``image_size`` with PIL
 bicubic, centre crop, /255, normalise by mean/std) written with PIL and numpy only, so that the
-engine runs where torch does not (a phone with ExecuTorch or Core ML). ``tests/app/test_decode.py``
+engine runs where torch does not (a phone with ExecuTorch or Core ML). ``tests/engine/test_decode.py``
 checks that both give the same tensor.
 
 Nothing here writes to the photo: files are opened read-only and non-blocking.
@@ -245,7 +245,7 @@ def jpeg_draft(image: Image.Image, min_side: int) -> tuple[int, int]:
 
     libjpeg then skips most of the inverse DCT and never holds the full-size pixels: a 12-MP photo for a
     224-px model decodes at 500x375 (1/8), 64x fewer pixels. The preprocessing's bicubic resize does the
-    rest, as it would from the full size (tests/app/test_decode.py bounds the difference).
+    rest, as it would from the full size (tests/engine/test_decode.py bounds the difference).
     """
     if image.format not in ("JPEG", "MPO") or min_side <= 0:
         return image.size

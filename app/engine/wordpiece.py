@@ -14,7 +14,7 @@ BertNormalizer + BertPreTokenizer + WordPiece + [CLS]/[SEP] template describes, 
    a piece missing from the vocabulary, becomes [UNK];
 7. [CLS] ids [SEP], cut to ``max_length`` (the content first), padded with [PAD].
 
-Id-for-id equality with ``tokenizers`` is tested on a fuzz corpus in tests/app/test_wordpiece.py.
+Id-for-id equality with ``tokenizers`` is tested on a fuzz corpus in tests/engine/test_wordpiece.py.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ tokenizer in this folder.
 Python's ``unicodedata`` (14.0.0 in Python 3.11): characters assigned since are "unassigned" to it,
 and three changed category (U+111C9 Po -> Mn, U+166D Po -> So, U+1734 Mn -> Mc). The ranges below are
 every code point where the two disagree, found by encoding ``"a" + chr(c) + "b"`` for all 1,114,112
-code points with both (tests/app/test_wordpiece.py re-checks the whole range, marked slow).
+code points with both (tests/engine/test_wordpiece.py re-checks the whole range, marked slow).
 """
 from __future__ import annotations
 

@@ -1,195 +1,157 @@
-"""Fixtures for the engine's tests: a fast numpy-only fake encoder, image writers, a random student on disk."""
+"""Fixtures for the UI tests: an X display (Xvfb), Kivy configured for a test process, and the real app running.
+
+A Kivy window can be opened once per process, so one app runs for the whole session
+(``running_app``); tests drive it in order, as a person would, through its widgets. Frames are
+advanced with ``EventLoop.idle()`` until a condition holds, and screenshots go to
+``artifacts/screenshots/``.
+"""
 from __future__ import annotations
 
-import hashlib
-import json
 import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from app.engine.decode import ImagePreprocess
-from app.engine.runtimes.base import Encoders, l2_normalize
-from app.engine.tokenizer import QueryTokenizer
-
-FAKE_DIM = 16
-FAKE_SIZE = 16
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "artifacts" / "screenshots"
+SAMPLE_GALLERY = REPO / "assets" / "sample_gallery"
 
 
-class FakeEncoders(Encoders):
-    """Deterministic, numpy only: an image's embedding is a fixed projection of its 4x4 mean colours;
-    a text's is a projection of its token ids. Counts calls so tests can tell what was encoded."""
-
-    backend = "fake"
-
-    def __init__(self, dim: int = FAKE_DIM, model_id: str = "fake-v1", image_batch_size: int = 8):
-        rng = np.random.default_rng(0)
-        self.embed_dim = dim
-        self.model_id = model_id
-        self.image_batch_size = image_batch_size
-        self.preprocess = ImagePreprocess(FAKE_SIZE, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
-        self._w_img = rng.normal(size=(3 * 4 * 4, dim)).astype(np.float32)
-        self._w_txt = rng.normal(size=(64, dim)).astype(np.float32)
-        self.tokenizer = QueryTokenizer(self._tokenize, context_length=16)
-        self.images_encoded = 0
-
-    @staticmethod
-    def _tokenize(texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), 16), dtype=np.int64)
-        for i, t in enumerate(texts):
-            ids = [62] + [1 + (b % 60) for b in t.lower().encode("utf-8")][:14] + [63]
-            out[i, : len(ids)] = ids
-        return out
-
-    def encode_images(self, pixels: np.ndarray) -> np.ndarray:
-        b = pixels.shape[0]
-        self.images_encoded += b
-        pooled = pixels.reshape(b, 3, 4, FAKE_SIZE // 4, 4, FAKE_SIZE // 4).mean(axis=(3, 5)).reshape(b, -1)
-        return l2_normalize(pooled @ self._w_img)
-
-    def encode_tokens(self, tokens: np.ndarray) -> np.ndarray:
-        hist = np.zeros((tokens.shape[0], 64), dtype=np.float32)
-        for i, row in enumerate(tokens):
-            np.add.at(hist[i], row[row > 0], 1.0)
-        return l2_normalize(hist @ self._w_txt)
-
-
-@pytest.fixture
-def fake_encoders() -> FakeEncoders:
-    return FakeEncoders()
-
-
-@pytest.fixture
-def fake_encoders_class() -> type[FakeEncoders]:
-    return FakeEncoders
-
-
-def write_image(path: Path, size=(24, 24), colour=(200, 30, 30), fmt: str | None = None, mode: str = "RGB",
-                seed: int | None = None) -> Path:
-    """A small image file; ``seed`` adds noise so that images differ."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    w, h = size
-    arr = np.empty((h, w, 3), dtype=np.uint8)
-    arr[...] = colour
-    if seed is not None:
-        rng = np.random.default_rng(seed)
-        arr = np.clip(arr.astype(int) + rng.integers(-60, 60, size=arr.shape), 0, 255).astype(np.uint8)
-    im = Image.fromarray(arr, "RGB")
-    if mode != "RGB":
-        im = im.convert(mode)
-    im.save(path, format=fmt)
-    return path
-
-
-@pytest.fixture
-def make_gallery(tmp_path):
-    """make_gallery(n, name="gallery") -> folder of n distinct small JPEG/PNG photos."""
-
-    def make(n: int, name: str = "gallery") -> Path:
-        root = tmp_path / name
-        for i in range(n):
-            ext = ".png" if i % 3 == 0 else ".jpg"
-            colour = ((37 * i) % 256, (91 * i) % 256, (53 * i + 100) % 256)
-            write_image(root / f"album{i % 2}" / f"photo{i:04d}{ext}", (24 + i % 5, 20 + i % 7), colour, seed=i)
-        return root
-
-    return make
-
-
-def tree_state(root: Path) -> dict[str, tuple[int, int, str]]:
-    """path -> (size, mtime_ns, sha256) of every file under root (to prove the gallery is never written)."""
-    out = {}
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            p = Path(dirpath) / f
-            if p.is_symlink() and not p.exists():
-                continue
-            try:
-                st = p.stat()
-                digest = hashlib.sha256(p.read_bytes()).hexdigest()
-            except OSError:
-                continue
-            out[str(p)] = (st.st_size, st.st_mtime_ns, digest)
-    return out
+def _start_xvfb() -> tuple[subprocess.Popen, str]:
+    """Xvfb on a free display number (it picks one and writes it to the pipe we give it)."""
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x900x24", "-nolisten", "tcp"],
+                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        number = pipe.readline().strip()
+    if not number:
+        proc.kill()
+        raise RuntimeError("Xvfb started but reported no display number")
+    return proc, f":{number}"
 
 
 @pytest.fixture(scope="session")
-def random_student_dir(tmp_path_factory) -> Path:
-    """A student checkpoint with random weights (synthclip-micro teacher, tiny ViT), written like
-    compression.pipeline writes one: enough for the PyTorch runtime, CLI and crash tests, no training."""
-    import torch
-
-    from compression.checkpoint import save_student
-    from compression.models.student import create_student
-    from compression.models.teacher import create_teacher, teacher_preprocess
-
-    torch.manual_seed(0)
-    teacher = create_teacher("synthclip-micro", None)
-    student = create_student(teacher, "vit_tiny_patch16_224", 2,
-                             image_backbone_kwargs={"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 1,
-                                                    "num_heads": 2})
-    run_dir = tmp_path_factory.mktemp("random-student")
-    ctx = int(teacher.positional_embedding.shape[0])
-    save_student(student.eval(), run_dir, {
-        "preprocess": teacher_preprocess(teacher).to_dict(),
-        "tokenizer": {"kind": "open_clip", "model": "synthclip-micro", "context_length": ctx},
-        "teacher": "synthclip-micro",
-    })
-    return run_dir
+def x_display() -> Iterator[str]:
+    """$DISPLAY if set (e.g. under `xvfb-run`), else a private Xvfb for the session; skips without either."""
+    if os.environ.get("DISPLAY"):
+        yield os.environ["DISPLAY"]
+        return
+    if shutil.which("Xvfb") is None:
+        pytest.skip("UI tests need an X display: install Xvfb (apt-get install -y xvfb) or run under xvfb-run")
+    proc, display = _start_xvfb()
+    os.environ["DISPLAY"] = display
+    try:
+        yield display
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        os.environ.pop("DISPLAY", None)
 
 
-@pytest.fixture
-def image_writer():
-    """The ``write_image(path, size, colour, fmt, mode, seed)`` helper."""
-    return write_image
+@pytest.fixture(scope="session")
+def kivy_environment(tmp_path_factory, x_display) -> Path:
+    """Environment Kivy reads at import: no argv parsing, a private config home, SDL2, Python logging."""
+    home = tmp_path_factory.mktemp("kivy-home")
+    os.environ.update({"KIVY_NO_ARGS": "1", "KIVY_HOME": str(home), "KIVY_WINDOW": "sdl2",
+                       "KIVY_LOG_MODE": "PYTHON", "KIVY_NO_FILELOG": "1", "KIVY_NO_CONSOLELOG": "1"})
+    return home
 
 
-@pytest.fixture
-def gallery_state():
-    """The ``tree_state(root)`` helper: path -> (size, mtime_ns, sha256) of every file."""
-    return tree_state
+class AppDriver:
+    """The running app and the means to advance it: frames, waiting for a condition, screenshots."""
+
+    def __init__(self, app):
+        from kivy.base import EventLoop
+
+        self.app = app
+        self._event_loop = EventLoop
+        self.frame_gaps: list[float] = []  # seconds between consecutive frames, to show the UI never blocked
+
+    def frame(self) -> None:
+        start = time.perf_counter()
+        self._event_loop.idle()
+        self.frame_gaps.append(time.perf_counter() - start)
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition",
+                 on_frame: Callable[[], None] | None = None) -> None:
+        """Advance frames until ``condition()`` holds; fail after ``timeout`` seconds, naming ``what``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.frame()
+            if on_frame is not None:
+                on_frame()
+            if condition():
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+            time.sleep(0.005)
+
+    def settle(self, seconds: float = 0.3) -> None:
+        """Let a few frames run (layouts, textures) without waiting on anything in particular."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.frame()
+            time.sleep(0.01)
+
+    def screenshot(self, name: str) -> Path:
+        """Save the window as ``artifacts/screenshots/<name>.png`` and return the path."""
+        from kivy.core.window import Window
+
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.settle(0.2)
+        written = Path(Window.screenshot(name=str(SCREENSHOTS / f"{name}-tmp.png")))  # Kivy numbers the file
+        target = SCREENSHOTS / f"{name}.png"
+        os.replace(written, target)
+        return target
+
+    def tap(self, button) -> None:
+        """Press and release a button as a touch would (its on_press/on_release handlers run)."""
+        button.dispatch("on_press")
+        button.dispatch("on_release")
+        self.frame()
 
 
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG that declares ``width`` x ``height`` pixels but holds almost no data (a decompression bomb)."""
-    import struct
-    import zlib
+@pytest.fixture(scope="session")
+def ui_gallery(tiny_run, tmp_path_factory) -> tuple[Path, list[dict]]:
+    """The tiny run's test split written as a gallery of PNGs; returns (folder, Karpathy entries)."""
+    import json
 
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+    from compression.data.loading import load_datasets
+    from compression.data.synthetic import write_split_as_folder
 
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
-
-
-@pytest.fixture
-def png_bomb():
-    """The ``png_header_only(width, height)`` helper."""
-    return png_header_only
+    cfg, root, _ = tiny_run
+    out = tmp_path_factory.mktemp("ui-gallery")
+    test = load_datasets(cfg.data, root / "cache", need_pretrain=False, progress=False).test
+    json_path = write_split_as_folder(test, out)
+    return out / "images", json.loads(json_path.read_text())["images"]
 
 
-@pytest.fixture
-def fake_bundle(tmp_path, random_student_dir):
-    """A bundle as export.bundle writes one, with placeholder programs (enough for everything but running)."""
-    from export.bundle import write_manifest, write_tokenizer_files
+@pytest.fixture(scope="session")
+def running_app(kivy_environment, tiny_run, tmp_path_factory) -> Iterator[AppDriver]:
+    """The real PocketClipApp with the tiny run's student, started with no gallery chosen.
 
-    meta = json.loads((random_student_dir / "student.json").read_text())
-    root = tmp_path / "bundle"
-    root.mkdir()
-    (root / "student_image_xnnpack_fp32.pte").write_bytes(b"not really a program")
-    (root / "student_text_xnnpack_fp32.pte").write_bytes(b"not really a program either")
-    tokenizer = write_tokenizer_files(meta["tokenizer"], root)
-    write_manifest(root, {
-        "backend": "executorch-xnnpack", "precision": "fp32", "embedding_dim": meta["spec"]["embed_dim"],
-        "image": {"program": "student_image_xnnpack_fp32.pte", "input": {"name": "image", "shape": [1, 3, 32, 32]},
-                  "output": {"name": "embedding"}, **meta["preprocess"]},
-        "text": {"program": "student_text_xnnpack_fp32.pte", "input": {"name": "tokens", "shape": [1, "L"]},
-                 "output": {"name": "embedding"}, "context_length": meta["tokenizer"]["context_length"],
-                 "lengths": {"kind": "range", "min": 2, "max": meta["tokenizer"]["context_length"]}},
-        "tokenizer": tokenizer,
-        "source": {"weights_sha256": "ab" * 32},
-    })
-    return root
+    Indexing is slowed (batches of 4, 0.15 s pause after each) so that progress can be watched.
+    """
+    from app.launch import LaunchOptions
+    from app.runtime_preload import preload_runtime
+
+    _, root, _ = tiny_run
+    model = root / "runs" / "tiny"
+    preload_runtime(model)  # before the window, as `python -m app` does
+    from app.main_app import PocketClipApp, configure_kivy
+
+    configure_kivy()
+    data_dir = tmp_path_factory.mktemp("ui-data")
+    app = PocketClipApp(LaunchOptions(model=model, data_dir=data_dir, galleries=[], batch_size=4, throttle_s=0.15))
+    app._run_prepare()  # what App.run() does before its loop: build, open the window, on_start
+    driver = AppDriver(app)
+    try:
+        yield driver
+    finally:
+        app.stop()
+        driver.settle(0.1)

@@ -1,7 +1,7 @@
 """pytest plugin for running the engine's own tests in the phone-libraries environment (no torch there).
 
 The repository's conftests import torch (training fixtures), so that run uses --noconftest and this
-plugin, which takes the engine tests' fixtures from tests/app/conftest.py (numpy/Pillow only) and
+plugin, which takes the engine tests' fixtures from tests/engine/conftest.py (numpy/Pillow only) and
 leaves out its torch-only ones.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import importlib.util
 from pathlib import Path
 
 _spec = importlib.util.spec_from_file_location(
-    "engine_test_fixtures", Path(__file__).resolve().parents[1] / "app" / "conftest.py")
+    "engine_test_fixtures", Path(__file__).resolve().parents[1] / "engine" / "conftest.py")
 _fixtures = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_fixtures)
 

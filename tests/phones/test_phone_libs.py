@@ -15,12 +15,12 @@ from phone_parts import check_entry_path, check_mediastore_entry_path
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-ENGINE_TESTS = ["tests/app/test_store.py", "tests/app/test_scanner.py", "tests/app/test_engine.py",
-                "tests/app/test_photo_sources.py", "tests/phones/test_mediastore_source.py"]
+ENGINE_TESTS = ["tests/engine/test_store.py", "tests/engine/test_scanner.py", "tests/engine/test_engine.py",
+                "tests/engine/test_photo_sources.py", "tests/phones/test_mediastore_source.py"]
 # Tests that cannot run there, and why. The phones' Pillow has no WebP: python-for-android builds it
 # with libwebp only when the requirements name libwebp (buildozer.spec does not), kivy-ios has no
 # libwebp recipe. The app is right (the scanner asks Pillow what it can decode); this test writes a .webp.
-DESELECTED = ["tests/app/test_scanner.py::test_walk_finds_photos_by_extension_and_skips_the_rest"]
+DESELECTED = ["tests/engine/test_scanner.py::test_walk_finds_photos_by_extension_and_skips_the_rest"]
 
 pytestmark = pytest.mark.slow  # the first run builds Pillow (and numpy 1.22) from source: minutes; cached after
 

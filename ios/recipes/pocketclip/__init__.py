@@ -23,7 +23,7 @@ class PocketClipRecipe(Recipe):
     version = "0.2.0"
     url = "src"  # ios/recipes/pocketclip/src: the PhotoKit helper (pocketclip_photos.h / .m)
     library = "libpocketclip_photos.a"
-    # what the code on the phone imports (tests/ui/test_packaging.py checks it against the code)
+    # what the code on the phone imports (tests/app/test_packaging.py checks it against the code)
     depends: ClassVar[list[str]] = ["python3", "kivy", "numpy", "pillow", "pyobjus"]
     # pure-Python packages the query tokenizer needs (app/engine/bpe.py), installed with pip
     python_depends: ClassVar[list[str]] = ["ftfy", "wcwidth"]

@@ -1,6 +1,6 @@
 """Peak memory of reading, decoding and preprocessing one photo, for the worst inputs the decoder accepts or meets.
 
-    python tests/app/hostile/measure_memory.py [--image-size 224] [--code DIR ...]
+    python tests/engine/hostile/measure_memory.py [--image-size 224] [--code DIR ...]
 
 Each input is loaded by ``app.engine.decode.load_photo`` in a fresh child process; the child's peak
 resident set (``ru_maxrss`` from wait4) minus that of a child loading a 16x16 PNG is the memory that

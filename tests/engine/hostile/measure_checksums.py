@@ -1,6 +1,6 @@
 """What the per-row checksums cost: indexing (commit_batch) and opening the index, with and without them.
 
-    python tests/app/hostile/measure_checksums.py [--rows 10000,100000,1000000] [--dims 128,512]
+    python tests/engine/hostile/measure_checksums.py [--rows 10000,100000,1000000] [--dims 128,512]
 
 Runs both variants side by side in one process, on the same data, and prints one table. "without"
 replaces the checksum function by one that returns zeros (what the store did before): the rest of the
