@@ -25,7 +25,8 @@ def read_bandwidth(nbytes: int, repeats: int = 5, threads: int | None = None) ->
     ``sum`` (pairwise, slower per byte than a plain stream) and BLAS sgemv of the array seen as
     (rows, 256) against a vector (a pure stream, the kernel closest to what an exact search does);
     the all-threads figure also tries sgemv split by the BLAS library's own threads.
-    Measured with ``sum`` alone, the engine's search beat the "limit" by 1.3x at 1M x 512.
+    Measured with ``sum`` alone, the engine's search beat the "limit" (bench/results/search.json
+    holds both), so ``sum`` alone understates what a stream can read.
     """
     import os
 
