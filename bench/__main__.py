@@ -24,13 +24,12 @@ The full run, for the committed results, on an idle machine (nothing else runnin
 
     python -m bench --model runs/offline
 
-On an idle 2-core x86 machine the full run took 17 minutes: encoders 13 (8.5 of them lowering the
-real-size towers to ExecuTorch in 2 worker processes, 4 timing), search 3 (1M rows, two embedding
-sizes), indexing, startup and quality under half a minute each; the quick run takes about 5 minutes
-(6 in the test, on the tiny model, sharing the CPU). It needs about 10 GB of free
-memory (1M x 512 float32 embeddings, a uniform set beside them, and one method's copy at a time;
-9.8 GB peak RSS measured). A section that needs --model (indexing, startup, quality) is skipped,
-with the reason recorded in its JSON and in results.md, when the model does not exist.
+How long each section took is its ``wall_s`` in bench/results/<section>.json (and in results.md);
+encoders dominate (lowering the real-size towers to ExecuTorch in 2 worker processes), then search
+(1M rows, two embedding sizes). Memory is set by search: 1M x 512 float32 embeddings (2 GB), a
+uniform set beside them and one method's copy at a time. A section that needs --model (indexing,
+startup, quality) is skipped, with the reason recorded in its JSON and in results.md, when the model
+does not exist.
 """
 
 from __future__ import annotations
@@ -115,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure pocketclip on this machine: encoders, search, indexing, startup and quality, "
         "side by side in one run. Writes one JSON per section, results.md and PNG plots to --out.",
         epilog="The full run for the committed results: `python -m bench --model runs/offline` on an idle "
-        "machine (17 minutes on 2 cores, ~10 GB of memory; see bench/__main__.py).",
+        "machine (its time and memory: see bench/__main__.py and bench/results/*.json).",
     )
     p.add_argument(
         "--quick",

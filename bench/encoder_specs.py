@@ -69,7 +69,7 @@ class Settings:
 
 
 def settings(quick: bool) -> Settings:
-    if quick:  # ~2 minutes on 2 idle cores: lowering the big towers (30-60 s each) dominates
+    if quick:  # lowering the big towers dominates (export_s in bench/results/encoders.json)
         return Settings(batch=8, rounds=3, budget_s=0.1, min_calls=2, invariance_sequences=32, calibration=8,
                         candidates_in_executorch=False, int8=False, executorch_batch=False,
                         text_layers_in_executorch=(6,))

@@ -19,8 +19,9 @@ logger = logging.getLogger(__name__)
 def default_index_threads(decode_workers: int = 2) -> int:
     """PyTorch threads to index with: the cores the decode threads leave, at least one.
 
-    Oversubscribing hurts badly: on this 2-core box the offline student indexed 740-1010 photos/s
-    with one PyTorch thread and 57-102 photos/s with two (next to two decode threads).
+    Oversubscribing hurts badly: on a 2-core box the offline student indexed an order of magnitude
+    fewer photos/s with two PyTorch threads than with one (next to two decode threads); the photos/s
+    at the default this returns are in bench/results/indexing.json.
     """
     return max(1, (os.cpu_count() or 1) - decode_workers)
 

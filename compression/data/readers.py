@@ -1,8 +1,9 @@
 """Readers for the real datasets: Karpathy-split JSON (COCO, Flickr30K), image/caption TSV,
 a folder of images, and a file of sentences.
 
-Every reader checks its images up front so that a bad file is skipped and counted here, with
-one summary ``logger.warning``, instead of crashing a DataLoader worker hours into a run:
+Every reader checks its images up front (compression.data.image_checks) so that a bad file is
+skipped and counted here, with one summary ``logger.warning``, instead of crashing a DataLoader
+worker hours into a run:
 
 * a missing image file, a zero-byte file, a file PIL cannot identify from its header (e.g. a text
   file named ``.jpg``), and a header declaring more than ``Image.MAX_IMAGE_PIXELS`` pixels
@@ -30,37 +31,44 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-from tqdm import tqdm
-
 from compression.data.captioned import CaptionedImages, FileImages, SkipReport
-from compression.data.check_cache import cached_checks
+from compression.data.image_checks import (
+    CHECK_THREADS,
+    EMPTY_IMAGE,
+    MISSING_IMAGE,
+    TRUNCATED_IMAGE,
+    UNREADABLE_IMAGE,
+    check_images,
+)
 from formats.errors import FormatError
+
+__all__ = [
+    "EMPTY_CAPTION",
+    "EMPTY_IMAGE",
+    "IMAGE_EXTENSIONS",
+    "MALFORMED_LINE",
+    "MISSING_IMAGE",
+    "NO_CAPTIONS",
+    "TRUNCATED_IMAGE",
+    "UNREADABLE_IMAGE",
+    "DataFormatError",
+    "read_image_folder",
+    "read_karpathy",
+    "read_pairs_tsv",
+    "read_text_lines",
+]
 
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 
-# Skip reasons, as they appear in SkipReport.counts.
-MISSING_IMAGE = "missing image file"
-EMPTY_IMAGE = "empty image file"
-UNREADABLE_IMAGE = "unreadable image"
-TRUNCATED_IMAGE = "truncated image"
+# Skip reasons, as they appear in SkipReport.counts (the image ones are compression.data.image_checks').
 EMPTY_CAPTION = "empty caption"
 NO_CAPTIONS = "image with no captions"
 MALFORMED_LINE = "malformed line"
-
-_CHECK_THREADS = 8
-_PROGRESS_MIN_FILES = 1000
-
-# Where a complete file of a format ends: the marker must be in its last _TAIL_BYTES (JPEGs may carry a
-# little padding after their end-of-image marker).
-_END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}
-_TAIL_BYTES = 1024
 
 # Header lines a pairs TSV may start with: (first column, second column), lower-cased.
 _TSV_PATH_HEADERS = {"image", "image_path", "filepath", "filename", "file", "path"}
@@ -69,77 +77,6 @@ _TSV_TEXT_HEADERS = {"caption", "title", "text"}
 
 class DataFormatError(FormatError):
     """A dataset file that is missing or malformed, or that yields no usable data; names the file."""
-
-
-# --------------------------------------------------------------------------- image checks
-
-
-def _check_image(path: Path) -> str | None:
-    """The skip reason for ``path``, or None if its header says it is a usable image.
-
-    Reads only the header. Any exception PIL raises while identifying the file makes it
-    "unreadable": PIL raises a zoo of types (OSError, SyntaxError, struct.error, ValueError,
-    DecompressionBombError, ...) on malformed headers, and a reader must not crash on one file.
-    """
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return MISSING_IMAGE
-    except OSError:  # permission denied, name too long, broken link ...
-        return UNREADABLE_IMAGE
-    if not path.is_file():
-        return MISSING_IMAGE
-    if st.st_size == 0:
-        return EMPTY_IMAGE
-    try:
-        with Image.open(path) as im:
-            width, height = im.size
-            fmt = im.format
-    except Exception:  # noqa: BLE001 - see docstring
-        return UNREADABLE_IMAGE
-    if fmt is None or width <= 0 or height <= 0:
-        return UNREADABLE_IMAGE
-    if fmt in _END_MARKERS and not _ends_complete(path, st.st_size, _END_MARKERS[fmt]):
-        return TRUNCATED_IMAGE
-    # Image.open raises only above 2x MAX_IMAGE_PIXELS (and warns above 1x); skip anything above 1x.
-    limit = Image.MAX_IMAGE_PIXELS
-    if limit is not None and width * height > limit:
-        return UNREADABLE_IMAGE
-    return None
-
-
-def _ends_complete(path: Path, size: int, marker: bytes) -> bool:
-    """Whether ``marker`` (the format's end) is in the file's last bytes."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, size - _TAIL_BYTES))
-            return marker in f.read(_TAIL_BYTES)
-    except OSError:
-        return False
-
-
-def _check_images(paths: Sequence[Path], desc: str, cache_dir: Path | None = None) -> list[str | None]:
-    """``_check_image`` over ``paths`` on a thread pool; results in the order of ``paths``; remembered
-    under ``cache_dir`` when given (see compression.data.check_cache)."""
-    return cached_checks(paths, lambda ps: _check_images_now(ps, desc), cache_dir)
-
-
-def _check_images_now(paths: Sequence[Path], desc: str) -> list[str | None]:
-    if not paths:
-        return []
-    if len(paths) == 1:
-        return [_check_image(paths[0])]
-    with ThreadPoolExecutor(max_workers=min(_CHECK_THREADS, len(paths))) as pool:
-        results = pool.map(_check_image, paths)
-        return list(
-            tqdm(
-                results,
-                total=len(paths),
-                desc=desc,
-                unit="img",
-                disable=len(paths) <= _PROGRESS_MIN_FILES,
-            )
-        )
 
 
 def _finish(source: Path, report: SkipReport, n_kept: int, what: str = "images") -> None:
@@ -295,7 +232,7 @@ def read_karpathy(
             f"{json_path}: no images with split in {wanted} (splits present: {sorted(present_splits)})"
         )
     paths = [root / n for n in names]
-    checks = _check_images(paths, desc=f"checking {json_path.name}", cache_dir=check_cache)
+    checks = check_images(paths, desc=f"checking {json_path.name}", cache_dir=check_cache)
     keep = []
     for k, (path, reason) in enumerate(zip(paths, checks)):
         if reason is None:
@@ -386,7 +323,7 @@ def read_pairs_tsv(path: str | Path, image_root: str | Path | None, check_cache:
         else:
             report.add(NO_CAPTIONS, names[key])
     paths = [Path(k) for k in keys]
-    checks = _check_images(paths, desc=f"checking {path.name}", cache_dir=check_cache)
+    checks = check_images(paths, desc=f"checking {path.name}", cache_dir=check_cache)
     kept = []
     for key, p, reason in zip(keys, paths, checks):
         if reason is None:
@@ -438,9 +375,9 @@ def read_image_folder(folder: str | Path, limit: int | None = None, check_cache:
     start = 0
     while start < len(all_paths) and (limit is None or len(kept) < limit):
         # Without a limit, one pass over everything; with one, batches just big enough to fill it.
-        end = len(all_paths) if limit is None else start + max(limit - len(kept), 4 * _CHECK_THREADS)
+        end = len(all_paths) if limit is None else start + max(limit - len(kept), 4 * CHECK_THREADS)
         batch = all_paths[start:end]
-        for p, reason in zip(batch, _check_images(batch, desc=f"checking {folder.name or folder}", cache_dir=check_cache)):
+        for p, reason in zip(batch, check_images(batch, desc=f"checking {folder.name or folder}", cache_dir=check_cache)):
             if limit is not None and len(kept) >= limit:
                 break  # files past the limit are neither kept nor counted as skipped
             if reason is not None:

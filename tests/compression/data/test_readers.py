@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from compression.data import readers
+from compression.data import image_checks
 from compression.data.captioned import CaptionedImages, FileImages, ImageDecodeError
 from compression.data.readers import (
     IMAGE_EXTENSIONS,
@@ -90,12 +90,12 @@ def test_check_image_reasons(tmp_path, monkeypatch):
     bomb.write_bytes(png_header(100_000, 100_000))
     with pytest.raises(Image.DecompressionBombError):  # the reason really is the bomb check
         Image.open(bomb)
-    assert readers._check_image(good) is None
-    assert readers._check_image(tmp_path / "nope.jpg") == "missing image file"
-    assert readers._check_image(tmp_path) == "missing image file"  # a directory
-    assert readers._check_image(empty) == "empty image file"
-    assert readers._check_image(text) == "unreadable image"
-    assert readers._check_image(bomb) == "unreadable image"
+    assert image_checks.check_image(good) is None
+    assert image_checks.check_image(tmp_path / "nope.jpg") == "missing image file"
+    assert image_checks.check_image(tmp_path) == "missing image file"  # a directory
+    assert image_checks.check_image(empty) == "empty image file"
+    assert image_checks.check_image(text) == "unreadable image"
+    assert image_checks.check_image(bomb) == "unreadable image"
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
@@ -103,9 +103,9 @@ def test_check_image_between_one_and_two_times_max_pixels_is_unreadable(tmp_path
     # PIL only warns between 1x and 2x MAX_IMAGE_PIXELS; the reader must still skip it.
     p = make_image(tmp_path / "a.png", size=(64, 64))  # 4096 pixels
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)
-    assert readers._check_image(p) == "unreadable image"
+    assert image_checks.check_image(p) == "unreadable image"
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)
-    assert readers._check_image(p) is None
+    assert image_checks.check_image(p) is None
 
 
 @pytest.mark.parametrize("name", ["trunc.jpg", "trunc.png"])
@@ -118,8 +118,8 @@ def test_truncated_image_is_skipped_and_counted(tmp_path, name):
     trunc = tmp_path / "sub" / name
     trunc.parent.mkdir()
     trunc.write_bytes(data[: len(data) // 2])
-    assert readers._check_image(trunc) == "truncated image"
-    assert readers._check_image(full) is None
+    assert image_checks.check_image(trunc) == "truncated image"
+    assert image_checks.check_image(full) is None
     images = read_image_folder(tmp_path)
     assert images.paths == [full]
     assert images.skipped.counts == {"truncated image": 1}
@@ -128,16 +128,16 @@ def test_truncated_image_is_skipped_and_counted(tmp_path, name):
 def test_corrupt_middle_with_intact_end_is_named_when_decoded(tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(png_header(64, 64))  # header and IEND intact, the pixel data missing
-    assert readers._check_image(bad) is None
+    assert image_checks.check_image(bad) is None
     with pytest.raises(ImageDecodeError, match="bad.png"):
         FileImages([bad]).load(0)
 
 
 def test_many_files_use_pool_and_progress_keeps_order(tmp_path, monkeypatch):
-    monkeypatch.setattr(readers, "_PROGRESS_MIN_FILES", 5)
+    monkeypatch.setattr(image_checks, "_PROGRESS_MIN_FILES", 5)
     paths = [make_image(tmp_path / f"{i:03d}.png", size=(2, 2)) for i in range(30)]
     paths[7].write_bytes(b"")
-    results = readers._check_images(paths, desc="t")
+    results = image_checks.check_images(paths, desc="t")
     assert results[7] == "empty image file"
     assert all(r is None for i, r in enumerate(results) if i != 7)
 
@@ -502,8 +502,8 @@ def test_image_checks_are_remembered_across_restarts(tmp_path, monkeypatch):
     cache = tmp_path / "checks"
     first = read_image_folder(folder, check_cache=cache)
     opened = []
-    real = readers._check_image
-    monkeypatch.setattr(readers, "_check_image", lambda p: opened.append(p) or real(p))
+    real = image_checks.check_image
+    monkeypatch.setattr(image_checks, "check_image", lambda p: opened.append(p) or real(p))
     again = read_image_folder(folder, check_cache=cache)
     assert opened == [] and again.paths == first.paths and again.skipped.counts == {"unreadable image": 1}
     make_image(folder / "bad.jpg")  # replaced by a good image: its size and mtime change
