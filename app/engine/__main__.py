@@ -12,12 +12,12 @@ import argparse
 import json
 import logging
 import math
-import os
 import sqlite3
 import sys
 from pathlib import Path
 
 from app.desktop.models import load_model  # this CLI is a desktop entry point (not shipped to phones)
+from app.engine.data_dir import default_data_dir
 from app.engine.engine import SearchEngine
 from app.engine.pathnames import shown
 from app.engine.store import EMBEDDING_DTYPES, StoreError
@@ -55,14 +55,6 @@ def _seconds(text: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{text} is not a finite number of seconds >= 0")
     return value
-
-
-def default_data_dir() -> Path:
-    """$POCKETCLIP_DATA_DIR, else $XDG_DATA_HOME/pocketclip, else ~/.local/share/pocketclip."""
-    if os.environ.get("POCKETCLIP_DATA_DIR"):
-        return Path(os.environ["POCKETCLIP_DATA_DIR"])
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "pocketclip"
 
 
 def build_parser() -> argparse.ArgumentParser:

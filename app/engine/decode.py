@@ -222,11 +222,18 @@ def _read_regular_file(path: str | Path, limits: DecodeLimits) -> tuple[bytes, o
     return data, st
 
 
+def register_optional_plugins() -> None:
+    """Let Pillow open HEIC/HEIF (iPhone photos) when pillow-heif is installed; a no-op otherwise."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return
+    pillow_heif.register_heif_opener()
+
+
 @functools.cache
 def engine_formats() -> tuple[str, ...]:
     """:data:`ENGINE_FORMATS` that the installed Pillow (and its plugins) can open."""
-    from app.engine.scanner import register_optional_plugins
-
     register_optional_plugins()
     Image.init()
     return tuple(f for f in ENGINE_FORMATS if f in Image.OPEN)

@@ -26,22 +26,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from app.engine.decode import ENGINE_EXTENSIONS
+from app.engine.decode import ENGINE_EXTENSIONS, register_optional_plugins
 from app.engine.fingerprint import fingerprint_file
 
 logger = logging.getLogger(__name__)
 
 # Extensions indexed when Pillow can open them (HEIC/HEIF/AVIF need a plugin such as pillow-heif).
 WANTED_EXTENSIONS = ENGINE_EXTENSIONS
-
-
-def register_optional_plugins() -> None:
-    """Let Pillow open HEIC/HEIF (iPhone photos) when pillow-heif is installed; a no-op otherwise."""
-    try:
-        import pillow_heif
-    except ImportError:
-        return
-    pillow_heif.register_heif_opener()
 
 
 def supported_extensions() -> frozenset[str]:

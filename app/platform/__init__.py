@@ -116,7 +116,7 @@ def default_data_dir(name: PlatformName, user_data_dir: str | Path | None = None
     if name == "ios":
         return (home or Path(os.path.expanduser("~"))) / "Library" / "Application Support" / "pocketclip"
     if name == "desktop" or user_data_dir is None:
-        from app.engine.__main__ import default_data_dir as engine_data_dir
+        from app.engine.data_dir import default_data_dir as engine_data_dir
 
         return engine_data_dir()
     return Path(user_data_dir)

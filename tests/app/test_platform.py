@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
 import sys
 
 import pytest
@@ -91,6 +93,16 @@ def test_default_data_dir(tmp_path, monkeypatch):
     ios_dir = default_data_dir("ios", tmp_path / "Documents" / "pocketclip", home=tmp_path)
     assert ios_dir == tmp_path / "Library" / "Application Support" / "pocketclip"
     assert not ios_dir.is_relative_to(tmp_path / "Documents")
+
+
+def test_the_desktop_data_dir_does_not_import_the_engine_cli(tmp_path):
+    """The platform layer asks app.engine.data_dir, not the CLI entry point app.engine.__main__ (which
+    builds its parser and pulls in the desktop model loader)."""
+    platform = ("import sys; from app.platform import default_data_dir; default_data_dir('desktop'); "
+                "print(sorted(m for m in sys.modules if m in ('app.engine.__main__', 'app.desktop.models')))")
+    out = subprocess.run([sys.executable, "-c", platform], capture_output=True, text=True, check=True,
+                         cwd=PROJECT_ROOT, env={**os.environ, "POCKETCLIP_DATA_DIR": str(tmp_path)})
+    assert out.stdout.strip() == "[]"
 
 
 def test_android_14_partial_photo_access_counts_as_access():
