@@ -44,6 +44,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def pipeline_of(config: str | None) -> str:
+    """Which pipeline a config runs: "clipart" (compression/clipart_pipeline.py) or "clip" (the open_clip one)."""
+    from compression.config import DEFAULT_CONFIG, read_config_dict
+
+    return read_config_dict(config or DEFAULT_CONFIG).get("pipeline", "clip")
+
+
+def run_clipart_main(args: argparse.Namespace) -> int:
+    """The clip art pipeline (assembled teacher -> MoTIS student), same flags as the open_clip one."""
+    from compression.clipart_pipeline import load_clipart_config, run_clipart
+    from compression.data.clipart_captions import MissingDictionaryError
+    from compression.data.openclipart import MissingClipArtError
+    from compression.data.real_photos import MissingPhotoError
+    from compression.models.pretrained_towers import MissingWeightsError
+    from compression.pipeline import RunDirError
+
+    cfg = load_clipart_config(args.config, args.overrides)
+    if args.name:
+        cfg.name = args.name
+    run_dir = args.runs_dir / cfg.name
+    try:
+        metrics = run_clipart(cfg, run_dir, args.cache_dir or default_cache_dir(), args.restart, not args.no_progress)
+    except (RunDirError, MissingClipArtError, MissingDictionaryError, MissingPhotoError, MissingWeightsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; run the same command again to resume after the last finished phase in {run_dir}",
+              file=sys.stderr)
+        return 130
+    print((run_dir / "report.md").read_text())
+    r = metrics["results"]["test"]
+    print(f"student RSUM {r['student']['rsum']:.1f} = {100 * r['student']['rsum'] / r['assembled teacher']['rsum']:.1f}% "
+          f"of the teacher's {r['assembled teacher']['rsum']:.1f} (clip art test); run directory: {run_dir}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # libraries (open_clip logs to the root logger, faiss's loader) stay at WARNING; ours at --log-level
@@ -54,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     if env_world().rank != 0:  # under torchrun, rank 0 logs; the others only warn
         logging.getLogger("compression").setLevel(max(logging.WARNING, logging.getLevelName(args.log_level)))
     try:
+        if pipeline_of(args.config) == "clipart":
+            return run_clipart_main(args)
         cfg = load_config(args.config, args.overrides)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
