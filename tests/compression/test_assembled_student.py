@@ -96,3 +96,21 @@ def test_clipart_config_trains_end_to_end_and_beats_the_untrained_student(clipar
     monkeypatch.setattr(clipart_pipeline, "stage2", no_training)  # a second run resumes: nothing retrains
     monkeypatch.setattr(clipart_pipeline, "train_shared", no_training)
     assert main([*common, "--name", "trained", *_tiny(3)]) == 0
+
+
+def test_pixels_path_equals_the_cached_onnx_feature_path(tmp_path):
+    """Training reads Lite0 grid tokens computed by ONNX Runtime; the exported student runs the eager tower."""
+    from compression.assembled_features import OnnxFeatureMap
+    from compression.models.assembled import image_grid_tokens
+    from compression.models.assembled_student import AssembledStudent, AssembledStudentConfig
+    from compression.models.pretrained_towers import create_efficientnet_lite
+
+    torch.manual_seed(0)
+    lite0 = create_efficientnet_lite("efficientnet_lite0")
+    shared = SharedEncoder(SharedEncoderConfig(width=32, layers=1, heads=2, embed_dim=16)).eval()
+    student = AssembledStudent(lite0, torch.nn.Identity(), None, shared, AssembledStudentConfig()).eval()
+    images = torch.rand(3, 3, 224, 224) * 2 - 1
+    onnx = OnnxFeatureMap(lite0, 224, tmp_path / "lite0.onnx")
+    with torch.no_grad():
+        cached = student.embed_image_tokens(image_grid_tokens(onnx(images), 3))
+        torch.testing.assert_close(student.encode_image(images, normalize=True), cached, atol=1e-4, rtol=1e-4)
