@@ -2,6 +2,7 @@
 teacher's training then runs on these tensors only (minutes on a CPU instead of hours)."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -45,6 +46,50 @@ def image_preprocess(tower_name: str) -> Preprocess:
     return Preprocess(input_size(tower_name), LITE_MEAN, LITE_STD)
 
 
+class _FeatureMap(torch.nn.Module):
+    def __init__(self, tower: torch.nn.Module):
+        super().__init__()
+        self.tower = tower
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tower.forward_features(x)
+
+
+class OnnxFeatureMap:
+    """A frozen image tower's ``forward_features`` run by ONNX Runtime: on a CPU it is several times
+    faster than eager PyTorch for EfficientNet-Lite's depthwise convolutions (Lite2, 8 images at 260 px,
+    one thread: 1.5-3 s against 10.8 s on this machine; outputs equal to 2e-5). The tower is exported
+    once (from a copy: the export must not touch the model in use) to ``path``."""
+
+    def __init__(self, tower: torch.nn.Module, size: int, path: Path):
+        import onnxruntime as ort
+
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.onnx")
+            torch.onnx.export(_FeatureMap(copy.deepcopy(tower).eval()), (torch.zeros(2, 3, size, size),), str(tmp),
+                              input_names=["images"], output_names=["features"], dynamic_axes={"images": {0: "batch"}},
+                              dynamo=False)
+            tmp.replace(path)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = torch.get_num_threads()
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, {"images": images.numpy()})[0])
+
+
+def feature_map_fn(tower: torch.nn.Module, tower_name: str, cache_dir: Path | None):
+    """(B, 3, S, S) -> (B, C, h, w): ONNX Runtime where it is installed and a cache folder is given,
+    else eager PyTorch."""
+    if cache_dir is not None:
+        try:
+            return OnnxFeatureMap(tower, input_size(tower_name), cache_dir / "onnx" / f"{tower_name}-features.onnx")
+        except ImportError:
+            logger.info("onnxruntime not installed: %s features with eager PyTorch (slower)", tower_name)
+    return tower.forward_features
+
+
 @torch.no_grad()
 def compute_features(
     data: CaptionedImages,
@@ -54,11 +99,13 @@ def compute_features(
     grid: int,
     batch_size: int = 32,
     desc: str | None = None,
+    feature_map=None,
 ) -> FrozenFeatures:
     loader = DataLoader(ImageDataset(data.images, image_transform(image_preprocess(tower_name))), batch_size=batch_size)
+    feature_map = feature_map or image_tower.forward_features
     tokens, pooled, logits = [], [], []
     for images, _ in tqdm(loader, desc=f"{desc}: images" if desc else None, disable=desc is None, leave=False):
-        fmap = image_tower.forward_features(images)
+        fmap = feature_map(images)
         tokens.append(image_grid_tokens(fmap, grid).half())
         feats = image_tower.forward_head(fmap, pre_logits=True)
         pooled.append(feats)
@@ -86,7 +133,7 @@ def cache_key(data: CaptionedImages, tower_name: str, grid: int) -> str:
 
 def cached_features(
     cache_dir: Path, split: str, data: CaptionedImages, towers: tuple[torch.nn.Module, SentenceEncoder],
-    tower_name: str, grid: int, progress: bool = True,
+    tower_name: str, grid: int, progress: bool = True, onnx: bool = True,
 ) -> FrozenFeatures:
     """Features of ``data`` from ``cache_dir/<split>-<key>.pt``, computing and saving them if absent.
     The file holds tensors only and loads with ``weights_only=True``."""
@@ -94,7 +141,8 @@ def cached_features(
     if path.is_file():
         logger.info("frozen features of %s from %s", split, path)
         return FrozenFeatures(**torch.load(path, map_location="cpu", weights_only=True))
-    feats = compute_features(data, towers[0], tower_name, towers[1], grid, desc=split if progress else None)
+    feats = compute_features(data, towers[0], tower_name, towers[1], grid, desc=split if progress else None,
+                             feature_map=feature_map_fn(towers[0], tower_name, cache_dir if onnx else None))
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(feats.to_dict(), tmp)

@@ -29,6 +29,7 @@ from compression.conse import (
     conse_embeddings,
 )
 from compression.data.captioned import CaptionedImages
+from compression.data.decoded_images import decoded_captioned
 from compression.data.openclipart import OPENCLIPART_ROOT, load_openclipart
 from compression.data.real_photos import real_photo_check
 from compression.evaluate import recall_at_k
@@ -42,6 +43,8 @@ from formats.atomic import atomic_write_json
 from formats.cli import cli_main
 
 logger = logging.getLogger(__name__)
+
+DECODE_SIZE = 260  # images are decoded once at the largest tower's size (Lite2); smaller towers resize from it
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -66,6 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--conse-top", type=int, default=DEFAULT_TOP_T, help="ConSE's T (top ImageNet classes)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--limit", type=int, default=None, help="use at most this many drawings per split (quick runs)")
+    p.add_argument("--decode-workers", type=int, default=2, help="processes decoding the PNGs on first use")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-check", action="store_true", help="skip the real-photo check set")
     p.add_argument("--no-progress", action="store_true")
@@ -104,6 +108,9 @@ def run(args: argparse.Namespace) -> dict:
         splits["real-photo check"] = real_photo_check()
     towers = (create_efficientnet_lite(args.image_tower), create_minilm())
     cache = args.cache_dir or default_cache_dir() / "assembled"
+    splits = {name: decoded_captioned(cache / "decoded", name.split()[0], data, DECODE_SIZE, args.decode_workers,
+                                      not args.no_progress)
+              for name, data in splits.items()}
     feats = {name: cached_features(cache, name.split()[0], data, towers, args.image_tower, args.grid, not args.no_progress)
              for name, data in splits.items()}
     t_features = time.perf_counter() - t0

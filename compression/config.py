@@ -269,6 +269,26 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return config_from_dict(data)
 
 
+def read_config_dict(path: str | Path) -> dict[str, Any]:
+    """A config file (or bundled name) as a plain mapping, ``base:`` resolved, no schema applied."""
+    return _read_yaml(Path(path))
+
+
+def load_typed_config(cls: type, path: str | Path, overrides: list[str] | None = None) -> Any:
+    """Like ``load_config`` for another schema: ``cls`` is a dataclass, unknown keys rejected by name."""
+    data = _read_yaml(Path(path))
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.path=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: value is not valid YAML: {e}") from None
+        _set_path(data, key.strip(), value)
+    return _from_dict(cls, data)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         named = CONFIG_DIR / f"{path}.yaml"

@@ -40,6 +40,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def pipeline_of(config: str | None) -> str:
+    """Which pipeline a config runs: "clipart" (compression/clipart_pipeline.py) or "clip" (the open_clip one)."""
+    from compression.config import DEFAULT_CONFIG, read_config_dict
+
+    return read_config_dict(config or DEFAULT_CONFIG).get("pipeline", "clip")
+
+
+def run_clipart_main(args: argparse.Namespace) -> int:
+    """The clip art pipeline (assembled teacher -> MoTIS student), same flags as the open_clip one."""
+    from compression.clipart_pipeline import load_clipart_config, run_clipart
+
+    cfg = load_clipart_config(args.config, args.overrides)
+    if args.name:
+        cfg.name = args.name
+    run_dir = args.runs_dir / cfg.name
+    try:  # user errors (missing clip art, word list, photos, weights; a bad run dir): cli_main, exit 2
+        metrics = run_clipart(cfg, run_dir, args.cache_dir or default_cache_dir(), args.restart, not args.no_progress)
+    except KeyboardInterrupt as e:
+        raise Interrupted(f"interrupted; run the same command again to resume after the last finished phase in "
+                          f"{run_dir}") from e
+    print((run_dir / "report.md").read_text())
+    r = metrics["results"]["test"]
+    print(f"student RSUM {r['student']['rsum']:.1f} = {100 * r['student']['rsum'] / r['assembled teacher']['rsum']:.1f}% "
+          f"of the teacher's {r['assembled teacher']['rsum']:.1f} (clip art test); run directory: {run_dir}")
+    return 0
+
+
 @cli_main("compression.run")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
@@ -50,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if env_world().rank != 0:  # under torchrun, rank 0 logs; the others only warn
         logging.getLogger("compression").setLevel(max(logging.WARNING, logging.getLevelName(args.log_level)))
+    if pipeline_of(args.config) == "clipart":
+        return run_clipart_main(args)
     cfg = load_config(args.config, args.overrides)  # ConfigError: a user error
     from compression.data.captioned import ImageDecodeError
     from compression.pipeline import run_pipeline
