@@ -76,6 +76,20 @@ class ThumbnailCache:
             logger.debug("no thumbnail for %s: %s", photo, e)
             return None
         key = self.key(photo, st.st_size, st.st_mtime_ns, max_side)
+
+        def load() -> Image.Image:
+            data, _, _ = read_photo_bytes(photo, self.limits)
+            return decode_rgb(data, photo, self.limits)
+
+        return self._cached(key, photo, max_side, load)
+
+    def _from_library(self, source, uri: str, max_side: int) -> Path | None:
+        """A photo of the OS library (a content URI): the OS's own image at ``max_side``. Keyed by the URI
+        alone: an edit made in the gallery app shows here once the cache is cleared."""
+        return self._cached(self.key(uri, 0, 0, max_side), uri, max_side, lambda: source.image(uri, max_side))
+
+    def _cached(self, key: str, photo, max_side: int, load) -> Path | None:
+        """The thumbnail file of ``key``, made from ``load()`` unless it exists or failed before."""
         target = self.path_for(key)
         if target.is_file():
             return target
@@ -83,8 +97,7 @@ class ThumbnailCache:
             if key in self._failed:
                 return None
         try:
-            data, _, _ = read_photo_bytes(photo, self.limits)
-            image = decode_rgb(data, photo, self.limits)
+            image = load()
             image.thumbnail((max_side, max_side), getattr(Image, "Resampling", Image).LANCZOS)  # Pillow 9.1+ only
             self._write(image, target)
         except PhotoDecodeError as e:
@@ -94,30 +107,6 @@ class ThumbnailCache:
             return None
         except OSError as e:  # the cache itself is not writable (disk full, permissions)
             logger.warning("cannot write the thumbnail of %s to %s: %s", photo, target, e)
-            return None
-        return target
-
-    def _from_library(self, source, uri: str, max_side: int) -> Path | None:
-        """A photo of the OS library (a content URI): the OS's own image at ``max_side``. Keyed by the URI
-        alone: an edit made in the gallery app shows here once the cache is cleared."""
-        key = self.key(uri, 0, 0, max_side)
-        target = self.path_for(key)
-        if target.is_file():
-            return target
-        with self._lock:
-            if key in self._failed:
-                return None
-        try:
-            image = source.image(uri, max_side)
-            image.thumbnail((max_side, max_side), getattr(Image, "Resampling", Image).LANCZOS)
-            self._write(image, target)
-        except PhotoDecodeError as e:
-            logger.info("no thumbnail for %s: %s", uri, e.reason)
-            with self._lock:
-                self._failed[key] = e.reason
-            return None
-        except OSError as e:
-            logger.warning("cannot write the thumbnail of %s to %s: %s", uri, target, e)
             return None
         return target
 

@@ -257,6 +257,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """
     path = Path(path) if path is not None else DEFAULT_CONFIG
     data = _read_yaml(path)
+    _apply_overrides(data, overrides)
+    return config_from_dict(data)
+
+
+def _apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> None:
+    """Set each ``key.path=value`` override (the value parsed as a YAML scalar) in ``data``."""
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key.path=value")
@@ -266,7 +272,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         except yaml.YAMLError as e:
             raise ConfigError(f"override {item!r}: value is not valid YAML: {e}") from None
         _set_path(data, key.strip(), value)
-    return config_from_dict(data)
 
 
 def read_config_dict(path: str | Path) -> dict[str, Any]:
@@ -277,15 +282,7 @@ def read_config_dict(path: str | Path) -> dict[str, Any]:
 def load_typed_config(cls: type, path: str | Path, overrides: list[str] | None = None) -> Any:
     """Like ``load_config`` for another schema: ``cls`` is a dataclass, unknown keys rejected by name."""
     data = _read_yaml(Path(path))
-    for item in overrides or []:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key.path=value")
-        key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"override {item!r}: value is not valid YAML: {e}") from None
-        _set_path(data, key.strip(), value)
+    _apply_overrides(data, overrides)
     return _from_dict(cls, data)
 
 
