@@ -26,6 +26,11 @@ verifies all of them when it opens the index and queues the photos of damaged ro
 verify the rows they are about to return, and ``check()`` verifies all. Nothing the database says
 can make the engine touch a file outside the data directory: the matrix file name must be one this
 engine writes, and matrix files are opened without following links.
+
+This module holds :class:`EmbeddingStore`, which ties the parts together; the parts are
+:mod:`app.engine.store_schema` (tables, row states, migrations), :mod:`app.engine.store_matrix` (the
+matrix file: names, dtypes, mapping and durable writes) and :mod:`app.engine.store_records` (errors and
+the typed values crossing the store's boundary). Their names are re-exported here.
 """
 from __future__ import annotations
 
@@ -52,10 +57,14 @@ from app.engine.store_matrix import (
     MAX_EMBED_DIM,
     NOFOLLOW,
     NORM_TOLERANCE,
+    dtype_name_of,
     fdatasync,
     fsync_dir,
+    map_matrix,
     meta_problem,
     pwrite_all,
+    storable_block,
+    write_matrix,
 )
 from app.engine.store_records import (
     FailedPhoto,
@@ -149,7 +158,7 @@ class EmbeddingStore:
         meta = self._meta()
         name = meta.get("matrix_file")
         if name is not None:
-            return "float16" if name.endswith(".f16") else "float32"
+            return dtype_name_of(name)
         return meta.get("embedding_dtype", "float32") if meta.get("embedding_dtype") in EMBEDDING_DTYPES else "float32"
 
     @property
@@ -370,20 +379,8 @@ class EmbeddingStore:
         new_name = f"{MATRIX_PREFIX}{gen}{EMBEDDING_DTYPES[self.embedding_dtype][1]}"
         new_path = self.data_dir / new_name
         new_path.unlink(missing_ok=True)  # a stray file or link of that name is replaced, never written through
-        fd = os.open(new_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | NOFOLLOW, 0o644)
-        try:
-            if rows is not None and len(rows):
-                old = self._matrix_view()
-                offset, chunk = 0, 4096
-                for s in range(0, len(rows), chunk):
-                    block = np.ascontiguousarray(old[rows[s : s + chunk]], dtype=old.dtype).tobytes()
-                    pwrite_all(fd, block, offset)
-                    offset += len(block)
-            fdatasync(fd)
-        except BaseException:
-            os.close(fd)
-            new_path.unlink(missing_ok=True)
-            raise
+        old = self._matrix_view() if rows is not None and len(rows) else None
+        fd = write_matrix(new_path, old, rows)
         fsync_dir(self.data_dir)
         n_new = 0 if rows is None else len(rows)
         try:
@@ -494,16 +491,7 @@ class EmbeddingStore:
             with self._lock:
                 dim, n_rows = self._require_bound()
             if indexed:
-                block = np.stack([np.asarray(p.embedding, dtype=DTYPE).reshape(-1) for p in indexed])
-                if block.shape[1] != dim:
-                    raise StoreError(f"embeddings of size {block.shape[1]} do not fit the index's {dim}")
-                if not np.isfinite(block).all():
-                    raise StoreError("refusing to store non-finite embeddings (encoder failure?)")
-                norms = np.linalg.norm(block, axis=1)
-                if np.abs(norms - 1).max() > NORM_TOLERANCE:
-                    raise StoreError(f"refusing to store embeddings that are not L2-normalised (norms "
-                                     f"{norms.min():.4g} to {norms.max():.4g}; encoder failure?)")
-                block = block.astype(self._dtype)  # float16: what is stored is what the checksum covers
+                block = storable_block([p.embedding for p in indexed], dim, self._dtype)
                 checksums = row_checksums(block)
                 pwrite_all(self._fd, block.tobytes(), n_rows * dim * block.dtype.itemsize)
                 fdatasync(self._fd)
@@ -555,22 +543,12 @@ class EmbeddingStore:
         key = (meta["matrix_file"], int(meta["n_rows"]), int(meta["embed_dim"]))
         if key != self._mmap_key:
             name, want, dim = key
-            dtype = EMBEDDING_DTYPES["float16" if name.endswith(".f16") else "float32"][0]
-            path = self.data_dir / name
-            try:
-                with open(os.open(path, os.O_RDONLY | NOFOLLOW), "rb") as f:
-                    n = min(want, os.fstat(f.fileno()).st_size // (dim * dtype.itemsize))
-                    self._mmap = np.memmap(f, dtype=dtype, mode="r", shape=(n, dim)) if n else None
-            except FileNotFoundError:
-                n, self._mmap = 0, None
-            except OSError as e:
-                raise StoreError(f"cannot read the embedding file {path}: {e.strerror or e}") from e
+            matrix = map_matrix(self.data_dir / name, dim, want)
+            n = matrix.shape[0]
             if n < want and self.readonly:  # the writer cuts a short file down on its next open
                 raise StoreError(f"the embedding file {name} in {self.data_dir} holds {n} of its {want} rows; "
                                  f"run `python -m app.engine index` to repair the index")
-            if self._mmap is None:
-                self._mmap = np.empty((0, dim), dtype=dtype)
-            self._mmap_key = key
+            self._mmap, self._mmap_key = matrix, key
         return self._mmap  # type: ignore[return-value]
 
     def snapshot(self) -> Snapshot:
