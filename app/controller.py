@@ -20,11 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from app.engine import QueryError, SearchEngine, SearchResult
-from app.engine.engine import ScanResult
-from app.engine.indexer import IndexJob, IndexReport
-from app.engine.runtimes import ModelLoadError
-from app.engine.store import StoreError
+from app.engine import (
+    IndexJob,
+    IndexReport,
+    ModelLoadError,
+    QueryError,
+    ScanResult,
+    SearchEngine,
+    SearchResult,
+    StoreError,
+)
 from app.model_info import ModelInfo, ModelInfoError, read_model_info
 from app.platform import ModelLoader, detect_platform, model_loader
 from app.thumbnails import GRID_SIZE, ThumbnailCache, folder_bytes

@@ -26,17 +26,20 @@ verifies all of them when it opens the index and queues the photos of damaged ro
 verify the rows they are about to return, and ``check()`` verifies all. Nothing the database says
 can make the engine touch a file outside the data directory: the matrix file name must be one this
 engine writes, and matrix files are opened without following links.
+
+This module holds :class:`EmbeddingStore`, which ties the parts together; the parts are
+:mod:`app.engine.store_schema` (tables, row states, migrations), :mod:`app.engine.store_matrix` (the
+matrix file: names, dtypes, mapping and durable writes) and :mod:`app.engine.store_records` (errors and
+the typed values crossing the store's boundary). Their names are re-exported here.
 """
 from __future__ import annotations
 
 import logging
 import os
-import re
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
@@ -45,7 +48,34 @@ import numpy as np
 from app.engine.pathnames import from_db, to_db
 from app.engine.row_checksum import row_checksums
 from app.engine.scanner import KnownPhoto, ScanPlan
-from formats.errors import UserError
+from app.engine.store_matrix import (
+    DTYPE,
+    EMBEDDING_DTYPES,
+    MATRIX_NAME,
+    MATRIX_PREFIX,
+    MATRIX_SUFFIX,
+    MAX_EMBED_DIM,
+    NOFOLLOW,
+    NORM_TOLERANCE,
+    dtype_name_of,
+    fdatasync,
+    fsync_dir,
+    map_matrix,
+    meta_problem,
+    pwrite_all,
+    storable_block,
+    write_matrix,
+)
+from app.engine.store_records import (
+    FailedPhoto,
+    IndexedPhoto,
+    Snapshot,
+    StoreBusyError,
+    StoreError,
+    StoreStats,
+    UnchangedPhoto,
+)
+from app.engine.store_schema import DB_NAME, FAILED, INDEXED, PENDING, SCHEMA, SCHEMA_VERSION, migrate
 
 try:
     import fcntl
@@ -54,165 +84,15 @@ except ImportError:  # pragma: no cover - Windows: single-writer is then the cal
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
-DB_NAME = "index.sqlite"
 LOCK_NAME = "writer.lock"
-MATRIX_PREFIX = "embeddings-"
-MATRIX_SUFFIX = ".f32"
-MATRIX_NAME = re.compile(r"embeddings-[0-9]{1,18}\.f(32|16)")  # the only matrix file names meta may hold
-MAX_EMBED_DIM = 65536
-DTYPE = np.dtype("<f4")
-# how the matrix stores each embedding: name -> (dtype, file suffix); float32 unless asked at creation
-EMBEDDING_DTYPES = {"float32": (np.dtype("<f4"), ".f32"), "float16": (np.dtype("<f2"), ".f16")}
-NORM_TOLERANCE = 1e-2  # stored embeddings are L2-normalised; farther from 1 is an encoder failure
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
-PENDING, INDEXED, FAILED = 0, 1, 2
-
-_SCHEMA = """
-CREATE TABLE photos (
-    id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    fingerprint BLOB,            -- of the bytes that were encoded (NULL until then)
-    state INTEGER NOT NULL,      -- 0 pending, 1 indexed, 2 failed (skipped)
-    row INTEGER,                 -- embedding row, NULL when the photo has none yet
-    error TEXT,                  -- skip reason when failed
-    checksum INTEGER,            -- row_checksum of the embedding at ``row``
-    ctime_ns INTEGER             -- inode change time when scanned: edits that keep mtime change it
-);
-CREATE INDEX photos_state ON photos(state, id);
-CREATE UNIQUE INDEX photos_row ON photos(row);
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-# Schema ladder: version -> statements that bring the previous version to it.
-_MIGRATIONS = {
-    2: "ALTER TABLE photos ADD COLUMN checksum INTEGER; ALTER TABLE photos ADD COLUMN ctime_ns INTEGER;",
-}
-
-
-class StoreError(UserError, RuntimeError):
-    """An index that cannot be opened or used as asked; names the data directory."""
-
-
-class StoreBusyError(StoreError):
-    """Another process holds the writer lock of the data directory."""
-
-
-@dataclass(frozen=True)
-class IndexedPhoto:
-    """An encoded photo, with the identity of the bytes that were encoded."""
-
-    id: int
-    embedding: np.ndarray  # (D,) float32, L2-normalised
-    size: int
-    mtime_ns: int
-    fingerprint: bytes
-    ctime_ns: int | None = None
-
-
-@dataclass(frozen=True)
-class UnchangedPhoto:
-    """A queued photo whose bytes turned out identical to those encoded (``touch``): keeps its row."""
-
-    id: int
-    size: int
-    mtime_ns: int
-    ctime_ns: int | None = None
-
-
-@dataclass(frozen=True)
-class FailedPhoto:
-    id: int
-    reason: str
-    size: int | None = None  # when known from the read (else the scanned values stay)
-    mtime_ns: int | None = None
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What a search reads: the matrix (a read-only view, never copied) and who owns each row."""
-
-    matrix: np.ndarray  # (N, D) float32 (float16 for an index created so), memory-mapped
-    photo_ids: np.ndarray  # (N,) int64, -1 where the row is dead
-    dead_rows: np.ndarray  # (n_dead,) int64 row numbers to mask
-    live: int  # rows with an owner
-    checksums: np.ndarray | None = None  # (N,) int64 row checksums, -1 where unknown
-    model_id: str | None = None  # the model whose embedding space the rows are in
-    embed_dim: int | None = None
-
-    def intact(self, rows: np.ndarray) -> np.ndarray:
-        """(len(rows),) bool: which of these rows still hold what was committed."""
-        rows = np.asarray(rows, dtype=np.int64)
-        if self.checksums is None or not len(rows):
-            return np.ones(len(rows), dtype=bool)
-        return row_checksums(self.matrix[rows]) == self.checksums[rows]
-
-
-@dataclass
-class StoreStats:
-    photos: int = 0
-    indexed: int = 0
-    pending: int = 0
-    failed: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
-    rows: int = 0
-    dead_rows: int = 0
-    model_id: str | None = None
-    embed_dim: int | None = None
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some file systems refuse fsync on folders
-        pass
-    finally:
-        os.close(fd)
-
-
-def _fdatasync(fd: int) -> None:
-    (getattr(os, "fdatasync", None) or os.fsync)(fd)
-
-
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view, offset = view[n:], offset + n
-
-
-def _migrate(conn: sqlite3.Connection, version: int) -> None:
-    """Bring a database of an older schema version up to :data:`SCHEMA_VERSION`, in one transaction."""
-    if version >= SCHEMA_VERSION:
-        return
-    steps = "".join(_MIGRATIONS[v] for v in range(version + 1, SCHEMA_VERSION + 1))
-    logger.info("migrating the index from schema %d to %d", version, SCHEMA_VERSION)
-    conn.executescript(f"BEGIN; {steps} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
-
-
-def _whole(value: str | None, low: int, high: int) -> bool:
-    return value is not None and value.isascii() and value.isdigit() and low <= int(value) <= high
-
-
-def meta_problem(meta: dict[str, str]) -> str | None:
-    """What is wrong with the meta table, or None. The matrix file must be a bare name this engine
-    writes (never a path: it is joined to the data directory), sizes must be whole numbers."""
-    name = meta.get("matrix_file")
-    if name is None:
-        return None
-    if not MATRIX_NAME.fullmatch(name):
-        return f"matrix_file {name!r} is not an embedding file name of this engine"
-    if not _whole(meta.get("embed_dim"), 1, MAX_EMBED_DIM):
-        return f"embed_dim {meta.get('embed_dim')!r} is not a whole number from 1 to {MAX_EMBED_DIM}"
-    if not _whole(meta.get("n_rows"), 0, 1 << 40) or not _whole(meta.get("generation", "0"), 0, 1 << 60):
-        return f"n_rows {meta.get('n_rows')!r} / generation {meta.get('generation')!r} are not whole numbers"
-    return None
+# names importers have always found here; they now live in the modules above
+__all__ = [
+    "DB_NAME", "DTYPE", "EMBEDDING_DTYPES", "FAILED", "INDEXED", "LOCK_NAME", "MATRIX_NAME", "MATRIX_PREFIX",
+    "MATRIX_SUFFIX", "MAX_EMBED_DIM", "NORM_TOLERANCE", "PENDING", "SCHEMA_VERSION", "EmbeddingStore",
+    "FailedPhoto", "IndexedPhoto", "Snapshot", "StoreBusyError", "StoreError", "StoreStats", "UnchangedPhoto",
+    "meta_problem",
+]
 
 
 class EmbeddingStore:
@@ -278,7 +158,7 @@ class EmbeddingStore:
         meta = self._meta()
         name = meta.get("matrix_file")
         if name is not None:
-            return "float16" if name.endswith(".f16") else "float32"
+            return dtype_name_of(name)
         return meta.get("embedding_dtype", "float32") if meta.get("embedding_dtype") in EMBEDDING_DTYPES else "float32"
 
     @property
@@ -360,11 +240,11 @@ class EmbeddingStore:
                     )
                 if version == 0 and not tables:
                     conn.execute("PRAGMA journal_mode=WAL")
-                    conn.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+                    conn.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
                 elif version == 0 or not {"photos", "meta"} <= tables:
                     problem = f"schema version {version} with tables {sorted(tables)} is not this engine's {SCHEMA_VERSION}"
                 else:
-                    _migrate(conn, version)
+                    migrate(conn, version)
                     problem = meta_problem(dict(conn.execute("SELECT key, value FROM meta").fetchall()))
         except sqlite3.DatabaseError as e:
             problem = f"{type(e).__name__}: {e}"
@@ -424,7 +304,7 @@ class EmbeddingStore:
             n_rows = usable
         if path.is_symlink():
             path.unlink()  # never written through: a link could point anywhere
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o644)
         if have > n_rows * row_bytes:
             logger.info("cutting %d uncommitted bytes off %s", have - n_rows * row_bytes, path.name)
             os.ftruncate(self._fd, n_rows * row_bytes)
@@ -499,21 +379,9 @@ class EmbeddingStore:
         new_name = f"{MATRIX_PREFIX}{gen}{EMBEDDING_DTYPES[self.embedding_dtype][1]}"
         new_path = self.data_dir / new_name
         new_path.unlink(missing_ok=True)  # a stray file or link of that name is replaced, never written through
-        fd = os.open(new_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
-        try:
-            if rows is not None and len(rows):
-                old = self._matrix_view()
-                offset, chunk = 0, 4096
-                for s in range(0, len(rows), chunk):
-                    block = np.ascontiguousarray(old[rows[s : s + chunk]], dtype=old.dtype).tobytes()
-                    _pwrite_all(fd, block, offset)
-                    offset += len(block)
-            _fdatasync(fd)
-        except BaseException:
-            os.close(fd)
-            new_path.unlink(missing_ok=True)
-            raise
-        _fsync_dir(self.data_dir)
+        old = self._matrix_view() if rows is not None and len(rows) else None
+        fd = write_matrix(new_path, old, rows)
+        fsync_dir(self.data_dir)
         n_new = 0 if rows is None else len(rows)
         try:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -623,19 +491,10 @@ class EmbeddingStore:
             with self._lock:
                 dim, n_rows = self._require_bound()
             if indexed:
-                block = np.stack([np.asarray(p.embedding, dtype=DTYPE).reshape(-1) for p in indexed])
-                if block.shape[1] != dim:
-                    raise StoreError(f"embeddings of size {block.shape[1]} do not fit the index's {dim}")
-                if not np.isfinite(block).all():
-                    raise StoreError("refusing to store non-finite embeddings (encoder failure?)")
-                norms = np.linalg.norm(block, axis=1)
-                if np.abs(norms - 1).max() > NORM_TOLERANCE:
-                    raise StoreError(f"refusing to store embeddings that are not L2-normalised (norms "
-                                     f"{norms.min():.4g} to {norms.max():.4g}; encoder failure?)")
-                block = block.astype(self._dtype)  # float16: what is stored is what the checksum covers
+                block = storable_block([p.embedding for p in indexed], dim, self._dtype)
                 checksums = row_checksums(block)
-                _pwrite_all(self._fd, block.tobytes(), n_rows * dim * block.dtype.itemsize)
-                _fdatasync(self._fd)
+                pwrite_all(self._fd, block.tobytes(), n_rows * dim * block.dtype.itemsize)
+                fdatasync(self._fd)
             else:
                 checksums = np.empty(0, dtype=np.int64)
             with self._lock:
@@ -684,22 +543,12 @@ class EmbeddingStore:
         key = (meta["matrix_file"], int(meta["n_rows"]), int(meta["embed_dim"]))
         if key != self._mmap_key:
             name, want, dim = key
-            dtype = EMBEDDING_DTYPES["float16" if name.endswith(".f16") else "float32"][0]
-            path = self.data_dir / name
-            try:
-                with open(os.open(path, os.O_RDONLY | _NOFOLLOW), "rb") as f:
-                    n = min(want, os.fstat(f.fileno()).st_size // (dim * dtype.itemsize))
-                    self._mmap = np.memmap(f, dtype=dtype, mode="r", shape=(n, dim)) if n else None
-            except FileNotFoundError:
-                n, self._mmap = 0, None
-            except OSError as e:
-                raise StoreError(f"cannot read the embedding file {path}: {e.strerror or e}") from e
+            matrix = map_matrix(self.data_dir / name, dim, want)
+            n = matrix.shape[0]
             if n < want and self.readonly:  # the writer cuts a short file down on its next open
                 raise StoreError(f"the embedding file {name} in {self.data_dir} holds {n} of its {want} rows; "
                                  f"run `python -m app.engine index` to repair the index")
-            if self._mmap is None:
-                self._mmap = np.empty((0, dim), dtype=dtype)
-            self._mmap_key = key
+            self._mmap, self._mmap_key = matrix, key
         return self._mmap  # type: ignore[return-value]
 
     def snapshot(self) -> Snapshot:
