@@ -100,6 +100,7 @@ def _gather_table(parts: list[torch.Tensor], dist: Dist, device: torch.device | 
     dist.barrier()
     if dist.is_main:
         path.unlink()
+    dist.barrier()  # no rank returns while the file is still there (a rank that lists the folder sees it gone)
     return table
 
 
