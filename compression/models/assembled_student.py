@@ -138,7 +138,7 @@ def load_assembled_student(run_dir) -> tuple[AssembledStudent, dict]:
     from pathlib import Path
 
     import timm
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel, BertTokenizer
 
     from compression.checkpoint import CheckpointError, load_weights, read_json
     from compression.models.pretrained_towers import EFFICIENTNET_LITE
@@ -161,7 +161,9 @@ def load_assembled_student(run_dir) -> tuple[AssembledStudent, dict]:
     vocab = run_dir / tok["vocab"]
     if not vocab.is_file():
         raise CheckpointError(f"{vocab} not found (student.json's tokenizer.vocab)")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=bool(tok.get("lowercase", True)))
+    # from_pretrained reads vocab.txt (transformers 5 takes a parsed vocabulary, not a path, in the constructor)
+    tokenizer = BertTokenizer.from_pretrained(str(run_dir), local_files_only=True,
+                                              do_lower_case=bool(tok.get("lowercase", True)))
     student = AssembledStudent(timm.create_model(tower_arch, pretrained=False), text, tokenizer, shared, cfg)
     holder = nn.ModuleDict({"student": student})
     holder.register_parameter("logit_scale", nn.Parameter(torch.zeros(())))

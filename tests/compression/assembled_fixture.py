@@ -6,7 +6,7 @@ from pathlib import Path
 import timm
 import torch
 from torch import nn
-from transformers import BertConfig, BertModel, BertTokenizerFast
+from transformers import BertConfig, BertModel, BertTokenizer
 
 from compression.clipart_pipeline import save_student
 from compression.models.assembled import SharedEncoder, SharedEncoderConfig
@@ -19,7 +19,7 @@ def tiny_assembled_student(seed: int = 0) -> AssembledStudent:
     tower = timm.create_model("tf_efficientnet_lite0", pretrained=False)
     text = BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                 intermediate_size=64, max_position_embeddings=64))
-    tokenizer = BertTokenizerFast(vocab_file=str(minilm_path() / "vocab.txt"), do_lower_case=True)
+    tokenizer = BertTokenizer.from_pretrained(str(minilm_path()), local_files_only=True)
     shared = SharedEncoder(SharedEncoderConfig(image_dim=1280, text_dim=32, width=32, layers=1, heads=2, embed_dim=16))
     return AssembledStudent(tower, text, tokenizer, shared, AssembledStudentConfig(text_layers=2)).eval()
 

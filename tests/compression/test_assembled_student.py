@@ -123,6 +123,7 @@ def test_assembled_student_is_rebuilt_from_its_run_folder_alone(tmp_path):
     saved = write_tiny_assembled_run(tmp_path)
     loaded, meta = load_assembled_student(tmp_path)
     assert meta["tokenizer"]["kind"] == "wordpiece" and not loaded.training
+    assert loaded.tokenizer("a red apple")["input_ids"] == [101, 1037, 2417, 6207, 102]  # MiniLM's vocabulary
     images = torch.rand(2, 3, 224, 224) * 2 - 1
     ids = saved.tokenizer(["a red apple", "two dogs on a boat"], padding="max_length", max_length=16,
                           return_tensors="pt")["input_ids"]
