@@ -68,3 +68,19 @@ def test_engine_indexes_and_finds_the_photo_pytorch_ranks_first(assembled_bundle
             got = {r["path"].rsplit("/", 1)[-1]: r["score"] for r in found}
             for p, s in zip(paths, scores.tolist()):
                 assert got[p.name] == pytest.approx(s, abs=1e-4)
+
+
+@pytest.mark.slow  # two XNNPACK lowerings: about 90 s on two cores
+def test_executorch_bundle_of_the_assembled_student_passes_parity_and_tokenizes_like_hf(assembled_bundle, tmp_path, capsys):
+    from export.executorch import main as executorch_main
+
+    student, onnx_bundle = assembled_bundle
+    run = onnx_bundle.parent / "run"
+    out = tmp_path / "et"
+    assert executorch_main(["--checkpoint", str(run), "--out", str(out), "--log-level", "WARNING"]) == 0
+    manifest = verify_bundle(out)
+    assert manifest["backend"] == "executorch" and manifest["tokenizer"]["kind"] == "wordpiece"
+    assert manifest["parity"]["status"] == "passed" and min(manifest["parity"]["cos_min"].values()) >= 0.99999
+    tokenizer = read_bundle(out).tokenizer
+    want = student.tokenizer(CAPTIONS, padding="max_length", truncation=True, max_length=64, return_tensors="np")
+    np.testing.assert_array_equal(tokenizer(CAPTIONS), want["input_ids"])
