@@ -141,9 +141,9 @@ def export_executorch(
     int8: PT2E static quantisation calibrated on ``calibration_samples`` real training images and
     captions. With ``verify`` the staged bundle must pass export.parity before it replaces ``out_dir``.
     """
-    from export.assembled_onnx import export_assembled_executorch, is_assembled_run
+    from export.assembled import export_assembled_executorch, is_assembled_run
 
-    if is_assembled_run(run_dir):  # --config clipart: Lite0 + WordPiece text tower (export.assembled_onnx)
+    if is_assembled_run(run_dir):  # --config clipart: Lite0 + WordPiece text tower (export.assembled)
         out = Path(out_dir) if out_dir is not None else default_out_dir(run_dir, "executorch", precision, DEFAULT_PRECISION)
         return export_assembled_executorch(Path(run_dir), out, precision, verify)
     out_dir, source = prepare_export(

@@ -168,9 +168,9 @@ def export_onnx(
     With ``verify`` the staged bundle must pass export.parity (run by ONNX Runtime) before it replaces
     ``out_dir``.
     """
-    from export.assembled_onnx import export_assembled_onnx, is_assembled_run
+    from export.assembled import export_assembled_onnx, is_assembled_run
 
-    if is_assembled_run(run_dir):  # --config clipart: Lite0 + WordPiece text tower (export.assembled_onnx)
+    if is_assembled_run(run_dir):  # --config clipart: Lite0 + WordPiece text tower (export.assembled)
         out = Path(out_dir) if out_dir is not None else default_out_dir(run_dir, BACKEND, precision, DEFAULT_PRECISION)
         return export_assembled_onnx(Path(run_dir), out, precision, verify)
     out_dir, source = prepare_export(run_dir, out_dir, "onnx", BACKEND, precision, PRECISIONS, DEFAULT_PRECISION)

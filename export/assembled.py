@@ -1,4 +1,4 @@
-"""ONNX bundle of the assembled student (``--config clipart``): Lite0 image program, WordPiece text program.
+"""ONNX and ExecuTorch bundles of the assembled student (``--config clipart``): Lite0 image program, WordPiece text program.
 
 The image program is ``encode_image`` (pixels normalised with mean = std = 0.5) with the L2 norm inside;
 the text program takes WordPiece ids at their actual length ([CLS] .. [SEP], 2 <= L <= max_length) and

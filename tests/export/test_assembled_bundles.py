@@ -1,4 +1,4 @@
-"""The assembled student (--config clipart) as an ONNX bundle: export, then index and search through the engine."""
+"""The assembled student (--config clipart) as ONNX and ExecuTorch bundles: export, then index and search through the engine."""
 import json
 
 import numpy as np
