@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from export.bundle import staged_bundle, write_manifest, write_tokenizer_files
-from export.cli import add_common_arguments, configure_logging, prepare_export, run_command
+from export.cli import add_common_arguments, configure_logging, default_out_dir, prepare_export, run_command
 from export.errors import ExportError, first_line
 from export.parity import record_parity
 from export.source import DEFAULT_RUN_DIR, ExportSource
@@ -141,6 +141,11 @@ def export_executorch(
     int8: PT2E static quantisation calibrated on ``calibration_samples`` real training images and
     captions. With ``verify`` the staged bundle must pass export.parity before it replaces ``out_dir``.
     """
+    from export.assembled import export_assembled_executorch, is_assembled_run
+
+    if is_assembled_run(run_dir):  # --config clipart: Lite0 + WordPiece text tower (export.assembled)
+        out = Path(out_dir) if out_dir is not None else default_out_dir(run_dir, "executorch", precision, DEFAULT_PRECISION)
+        return export_assembled_executorch(Path(run_dir), out, precision, verify)
     out_dir, source = prepare_export(
         run_dir, out_dir, "executorch", BACKEND, precision, PRECISIONS, DEFAULT_PRECISION
     )

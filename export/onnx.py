@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from export.bundle import staged_bundle, write_manifest, write_tokenizer_files
-from export.cli import add_common_arguments, configure_logging, prepare_export, run_command
+from export.cli import add_common_arguments, configure_logging, default_out_dir, prepare_export, run_command
 from export.errors import ExportError, first_line
 from export.parity import record_parity
 from export.source import DEFAULT_RUN_DIR, ExportSource
@@ -168,6 +168,11 @@ def export_onnx(
     With ``verify`` the staged bundle must pass export.parity (run by ONNX Runtime) before it replaces
     ``out_dir``.
     """
+    from export.assembled import export_assembled_onnx, is_assembled_run
+
+    if is_assembled_run(run_dir):  # --config clipart: Lite0 + WordPiece text tower (export.assembled)
+        out = Path(out_dir) if out_dir is not None else default_out_dir(run_dir, BACKEND, precision, DEFAULT_PRECISION)
+        return export_assembled_onnx(Path(run_dir), out, precision, verify)
     out_dir, source = prepare_export(run_dir, out_dir, "onnx", BACKEND, precision, PRECISIONS, DEFAULT_PRECISION)
     programs = build_programs(source, precision)
     with staged_bundle(out_dir) as staging:

@@ -3,8 +3,9 @@
 Layout of a bundle directory::
 
     manifest.json                          what the app needs to run the programs, sha256 of every file
-    tokenizer.json                         context length, special ids, cleaning rule, BPE file name
-    bpe_simple_vocab_16e6.txt.gz           open_clip's BPE merges (the vocabulary is derived from them)
+    tokenizer.json                         kind, context length, special ids, cleaning rule, its file's name
+    bpe_simple_vocab_16e6.txt.gz           open_clip's BPE merges (the vocabulary is derived from them), or
+    vocab.txt                              a BERT WordPiece vocabulary (tokenizer.json kind "wordpiece")
     student_image_<backend>_<precision>.<ext>
     student_text_<backend>_<precision>.<ext>
 
@@ -29,6 +30,8 @@ TOKENIZER_CONFIG = "tokenizer.json"
 MAX_EMBED_DIM = 65536
 MAX_CONTEXT = 8192  # tokens; CLIP-like text towers use 77 to a few hundred
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+WORDPIECE = "wordpiece"  # tokenizer.json kinds: BERT WordPiece (vocab.txt) ...
+BPE = "bpe"  # ... or open_clip's byte-level BPE (merges file)
 
 
 class BundleError(FormatError):
@@ -129,10 +132,19 @@ def manifest_problems(manifest: Any, tokenizer_config: Any = None) -> list[str]:
     if not isinstance(manifest.get("precision"), str):
         problems.append(f"precision {manifest.get('precision')!r} is not a name")
     if tokenizer_config is not None:
-        bpe = tokenizer_config.get("bpe_file") if isinstance(tokenizer_config, dict) else None
-        if not _inside(bpe) or bpe not in files:
-            problems.append(f"tokenizer.json names BPE file {bpe!r}, which is not a file listed in the bundle")
+        kind = tokenizer_kind(tokenizer_config)
+        key, what = ("vocab_file", "vocabulary") if kind == WORDPIECE else ("bpe_file", "BPE")
+        name = tokenizer_config.get(key) if isinstance(tokenizer_config, dict) else None
+        if not _inside(name) or name not in files:
+            problems.append(f"tokenizer.json names {what} file {name!r}, which is not a file listed in the bundle")
     return problems
+
+
+def tokenizer_kind(tokenizer_config: Any) -> str:
+    """``tokenizer.json``'s kind: WORDPIECE (BERT WordPiece, ``vocab_file``) or BPE (open_clip, ``bpe_file``;
+    bundles written before WordPiece name it ``open_clip.SimpleTokenizer``)."""
+    kind = tokenizer_config.get("kind") if isinstance(tokenizer_config, dict) else None
+    return WORDPIECE if kind == WORDPIECE else BPE
 
 
 def load_manifest(bundle_dir: Path) -> dict[str, Any]:

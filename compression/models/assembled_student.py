@@ -123,3 +123,49 @@ def student_from_teacher(teacher: AssembledTeacher, image_tower: nn.Module, cfg:
 
 def student_shared_config(teacher_cfg: SharedEncoderConfig, cfg: AssembledStudentConfig) -> SharedEncoderConfig:
     return replace(teacher_cfg, layers=cfg.shared_layers)
+
+
+STUDENT_CONFIG = "student.json"  # what save_student (compression.clipart_pipeline) writes next to the weights
+STUDENT_WEIGHTS = "student.safetensors"
+
+
+def load_assembled_student(run_dir) -> tuple[AssembledStudent, dict]:
+    """The AssembledStudent of a ``--config clipart`` run folder, rebuilt from student.json + its safetensors
+    alone (no weights packages: the frozen Lite0 tower's weights are in the safetensors too), in eval mode.
+
+    Returns the student and student.json. Errors name the file (CheckpointError).
+    """
+    from pathlib import Path
+
+    import timm
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    from compression.checkpoint import CheckpointError, load_weights, read_json
+    from compression.models.pretrained_towers import EFFICIENTNET_LITE
+
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / STUDENT_CONFIG
+    meta = read_json(cfg_path, "student config")
+    if meta.get("kind") != "assembled-student":
+        raise CheckpointError(f"{cfg_path}: kind {meta.get('kind')!r}, expected 'assembled-student'")
+    try:
+        cfg = AssembledStudentConfig(meta["image_tower"], int(meta["text_layers"]), int(meta["shared_layers"]))
+        tower_arch = EFFICIENTNET_LITE[cfg.image_tower][0]
+        shared = SharedEncoder(SharedEncoderConfig(**meta["shared"]))
+        text = BertModel(BertConfig.from_dict(meta["text_config"]), add_pooling_layer=True)
+        tok = meta["tokenizer"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{cfg_path}: cannot rebuild the assembled student: {type(e).__name__}: {e}") from e
+    if tok.get("kind") != "wordpiece":
+        raise CheckpointError(f"{cfg_path}: tokenizer kind {tok.get('kind')!r}, expected 'wordpiece'")
+    vocab = run_dir / tok["vocab"]
+    if not vocab.is_file():
+        raise CheckpointError(f"{vocab} not found (student.json's tokenizer.vocab)")
+    # from_pretrained reads vocab.txt (transformers 5 takes a parsed vocabulary, not a path, in the constructor)
+    tokenizer = BertTokenizer.from_pretrained(str(run_dir), local_files_only=True,
+                                              do_lower_case=bool(tok.get("lowercase", True)))
+    student = AssembledStudent(timm.create_model(tower_arch, pretrained=False), text, tokenizer, shared, cfg)
+    holder = nn.ModuleDict({"student": student})
+    holder.register_parameter("logit_scale", nn.Parameter(torch.zeros(())))
+    load_weights(holder, run_dir / STUDENT_WEIGHTS)
+    return student.eval(), meta

@@ -114,3 +114,21 @@ def test_pixels_path_equals_the_cached_onnx_feature_path(tmp_path):
     with torch.no_grad():
         cached = student.embed_image_tokens(image_grid_tokens(onnx(images), 3))
         torch.testing.assert_close(student.encode_image(images, normalize=True), cached, atol=1e-4, rtol=1e-4)
+
+
+def test_assembled_student_is_rebuilt_from_its_run_folder_alone(tmp_path):
+    from compression.models.assembled_student import load_assembled_student
+    from tests.compression.assembled_fixture import write_tiny_assembled_run
+
+    saved = write_tiny_assembled_run(tmp_path)
+    loaded, meta = load_assembled_student(tmp_path)
+    assert meta["tokenizer"]["kind"] == "wordpiece" and not loaded.training
+    assert loaded.tokenizer("a red apple")["input_ids"] == [101, 1037, 2417, 6207, 102]  # MiniLM's vocabulary
+    images = torch.rand(2, 3, 224, 224) * 2 - 1
+    ids = saved.tokenizer(["a red apple", "two dogs on a boat"], padding="max_length", max_length=16,
+                          return_tensors="pt")["input_ids"]
+    torch.testing.assert_close(loaded.tokenizer(["a red apple", "two dogs on a boat"], padding="max_length",
+                                                max_length=16, return_tensors="pt")["input_ids"], ids)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encode_image(images, normalize=True), saved.encode_image(images, normalize=True))
+        torch.testing.assert_close(loaded.encode_text(ids, normalize=True), saved.encode_text(ids, normalize=True))

@@ -18,14 +18,17 @@ from app.engine.bpe import BpeTokenizer
 from app.engine.decode import ImagePreprocess
 from app.engine.runtimes.base import ModelLoadError
 from app.engine.tokenizer import QueryTokenizer
+from app.engine.wordpiece import WordPieceTokenizer
 from formats.manifest import (  # noqa: F401 - MAX_* and manifest_problems are this module's public names too
     MAX_CONTEXT,
     MAX_EMBED_DIM,
+    WORDPIECE,
     BundleError,
     _whole,
     load_manifest,
     manifest_problems,
     text_input_length,
+    tokenizer_kind,
     verify_bundle,
 )
 
@@ -60,6 +63,16 @@ class BundleInfo:
         return out
 
 
+def bundle_tokenizer(root: Path, tokenizer_config: dict[str, Any], context_length: int,
+                     info: dict[str, Any]) -> QueryTokenizer:
+    """The query tokenizer that tokenizer.json's kind names: WordPiece from ``vocab_file``, else open_clip BPE."""
+    if tokenizer_kind(tokenizer_config) == WORDPIECE:
+        wordpiece = WordPieceTokenizer.from_files(root / tokenizer_config["vocab_file"])
+        wordpiece.lowercase = wordpiece.strip_accents = bool(tokenizer_config.get("lowercase", True))
+        return QueryTokenizer(lambda texts: wordpiece(texts, context_length), context_length, info)
+    return QueryTokenizer(BpeTokenizer.from_bundle(root), context_length, info)
+
+
 def read_bundle(root: str | Path, verify: bool = True) -> BundleInfo:
     """Load manifest.json and (``verify``) check every file against its sha256. Raises ModelLoadError."""
     root = Path(root)
@@ -83,7 +96,7 @@ def read_bundle(root: str | Path, verify: bool = True) -> BundleInfo:
     try:
         preprocess = ImagePreprocess.from_dict(manifest.get("preprocess") or image, f"{where}: image")
         ctx = int(text.get("context_length") or manifest["tokenizer"]["context_length"])
-        tokenizer = QueryTokenizer(BpeTokenizer.from_bundle(root), ctx, manifest["tokenizer"])  # torch-free
+        tokenizer = bundle_tokenizer(root, tokenizer_config, ctx, manifest["tokenizer"])  # torch-free
     except (ValueError, KeyError, TypeError, OSError, EOFError, zlib.error) as e:  # e.g. a BPE file not gzip
         raise ModelLoadError(f"{where}: cannot build preprocessing/tokenizer: {e}") from e
     source = manifest.get("source") or {}
