@@ -25,6 +25,7 @@ from compression.evaluate import recall_at_k
 from compression.hard_negatives import mine_hard_negatives
 from compression.losses import DistillClipLoss, contrastive_distillation_loss
 from compression.models.assembled_student import AssembledStudent
+from compression.trainer import adamw
 
 logger = logging.getLogger(__name__)
 
@@ -108,10 +109,7 @@ def train_phase(
     """A readable loop: AdamW, warm-up + cosine, one history row per epoch; with ``score_fn`` the best
     epoch's weights of ``module`` are loaded back at the end (model selection on validation RSUM)."""
     torch.manual_seed(seed)
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    opt = adamw(params, cfg.lr, cfg.weight_decay, betas=(0.9, 0.98), eps=1e-6)  # CLIP's moments, as OptimConfig
     steps_per_epoch = max(1, n_items // cfg.batch_size)  # InfoNCE wants full batches of negatives
     total, step = steps_per_epoch * cfg.epochs, 0
     gen = torch.Generator().manual_seed(seed)

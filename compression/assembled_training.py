@@ -18,6 +18,7 @@ from compression.assembled_features import FrozenFeatures
 from compression.evaluate import recall_at_k
 from compression.losses import info_nce_loss
 from compression.models.assembled import SharedEncoder
+from compression.trainer import adamw
 
 logger = logging.getLogger(__name__)
 
@@ -126,10 +127,7 @@ def train_shared(
     torch.manual_seed(cfg.seed)
     scale = LogitScale()
     params = list(shared.parameters()) + list(scale.parameters())
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=cfg.lr)
+    opt = adamw(params, cfg.lr, cfg.weight_decay)  # PyTorch's default moments (the measured teacher's)
     n = train.text_owner.shape[0]
     steps_per_epoch = max(1, n // cfg.batch_size)  # drop the last partial batch: InfoNCE needs negatives
     total = steps_per_epoch * cfg.epochs
