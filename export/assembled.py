@@ -152,16 +152,23 @@ def text_example(student: AssembledStudent) -> tuple[torch.Tensor]:
     return (tokens,)
 
 
-def export_assembled_onnx(run_dir: Path, out_dir: Path, precision: str = "fp32", verify: bool = True) -> Path:
-    """Write the ONNX bundle of the assembled student in ``run_dir`` to ``out_dir``; returns ``out_dir``."""
-    from export.onnx import MAX_BATCH, OPSET, program_name, to_onnx
-    from export.runtimes import ONNXEncoders
-
+def _student_to_export(run_dir: Path, out_dir: Path, precision: str):
+    """The checks every exporter of the assembled student makes first; returns (student, meta, image size,
+    text context length)."""
     if precision != "fp32":
         raise ExportError(f"precision {precision!r}: the assembled student exports as fp32 only for now")
     check_destination(out_dir)
     student, meta = load_assembled_student(run_dir)
     size, ctx = int(meta["preprocess"]["image_size"]), int(meta["tokenizer"]["max_length"])
+    return student, meta, size, ctx
+
+
+def export_assembled_onnx(run_dir: Path, out_dir: Path, precision: str = "fp32", verify: bool = True) -> Path:
+    """Write the ONNX bundle of the assembled student in ``run_dir`` to ``out_dir``; returns ``out_dir``."""
+    from export.onnx import MAX_BATCH, OPSET, program_name, to_onnx
+    from export.runtimes import ONNXEncoders
+
+    student, meta, size, ctx = _student_to_export(run_dir, out_dir, precision)
     programs = {
         "image": to_onnx(AssembledImageForExport(student).eval(), (torch.zeros(2, 3, size, size),), "image",
                          ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},), "image"),
@@ -187,11 +194,7 @@ def export_assembled_executorch(run_dir: Path, out_dir: Path, precision: str = "
     from export.executorch import program_name as pte_name
     from export.runtimes import ExecuTorchEncoders
 
-    if precision != "fp32":
-        raise ExportError(f"precision {precision!r}: the assembled student exports as fp32 only for now")
-    check_destination(out_dir)
-    student, meta = load_assembled_student(run_dir)
-    size, ctx = int(meta["preprocess"]["image_size"]), int(meta["tokenizer"]["max_length"])
+    student, meta, size, ctx = _student_to_export(run_dir, out_dir, precision)
     programs, facts = {}, {}
     programs["image"], facts["image"] = lower_to_executorch(
         AssembledImageForExport(student).eval(), (torch.zeros(1, 3, size, size),), None, "image")
