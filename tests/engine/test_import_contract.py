@@ -23,6 +23,14 @@ def _lint(code_root: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+def _lint_with_module(tmp_path, relative: str, source: str) -> subprocess.CompletedProcess:
+    """The contracts checked on a copy of the code with one extra module at ``relative``."""
+    for name in ("formats", "app", "compression", "export"):
+        shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / relative).write_text(source)
+    return _lint(tmp_path)
+
+
 def test_app_engine_keeps_its_import_contract():
     result = _lint(REPO)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
@@ -31,19 +39,13 @@ def test_app_engine_keeps_its_import_contract():
 
 def test_the_contract_would_catch_a_lazy_torch_import(tmp_path):
     """The contract is live: on a copy of the code, one engine module importing torch inside a function breaks it."""
-    for name in ("formats", "app", "compression", "export"):
-        shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "app" / "engine" / "leaky.py").write_text("def f():\n    import torch\n    return torch\n")
-    result = _lint(tmp_path)
+    result = _lint_with_module(tmp_path, "app/engine/leaky.py", "def f():\n    import torch\n    return torch\n")
     assert result.returncode == 1, (result.stdout + result.stderr)[-4000:]
     assert "app.engine.leaky -> torch" in result.stdout
 
 
 def test_the_contract_would_catch_formats_importing_a_part(tmp_path):
     """formats/ is below every part: on a copy of the code, a formats module importing the engine breaks it."""
-    for name in ("formats", "app", "compression", "export"):
-        shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "formats" / "leaky.py").write_text("def f():\n    from app.engine import decode\n    return decode\n")
-    result = _lint(tmp_path)
+    result = _lint_with_module(tmp_path, "formats/leaky.py", "def f():\n    from app.engine import decode\n    return decode\n")
     assert result.returncode == 1, (result.stdout + result.stderr)[-4000:]
     assert "formats.leaky -> app.engine.decode" in result.stdout
