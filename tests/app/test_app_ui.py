@@ -204,23 +204,24 @@ def test_an_unreadable_photo_shows_a_placeholder_and_never_stops_indexing(runnin
         wait_until_indexed(driver)
 
 
-def _offline_model() -> Path | None:
-    for candidate in (REPO / "bundles" / "offline-executorch", REPO / "runs" / "offline"):
+def _synthetic_model() -> Path | None:
+    """The synthetic benchmark's student (`make run-synthetic`), which the sample gallery's captions describe."""
+    for candidate in (REPO / "bundles" / "synthetic-executorch", REPO / "runs" / "synthetic"):
         if (candidate / "manifest.json").is_file() or (candidate / "student.json").is_file():
             return candidate
     return None
 
 
-def test_benchmark_captions_find_their_photos_with_the_offline_model(running_app, tmp_path, capsys):
-    """The offline default's model over the sample gallery (the benchmark's first 60 test photos).
+def test_benchmark_captions_find_their_photos_with_the_synthetic_model(running_app, tmp_path, capsys):
+    """The synthetic benchmark's model over the sample gallery (the benchmark's first 60 test photos).
 
     Launch on an index built earlier, type a caption right away, and time the first results:
     the cold start (bundle load + first search).
     """
-    model = _offline_model()
+    model = _synthetic_model()
     if model is None:
-        pytest.skip("the offline default's model is missing (bundles/offline-executorch or runs/offline/student.json): "
-                    "run `make run` and `python -m export.executorch` first")
+        pytest.skip("the synthetic benchmark's model is missing (bundles/synthetic-executorch or runs/synthetic/"
+                    "student.json): run `make run-synthetic` and `python -m export.executorch --checkpoint runs/synthetic`")
     driver, app = running_app, running_app.app
     gallery = REPO / "assets" / "sample_gallery"
     entries = json.loads((gallery / "dataset_synthetic.json").read_text())["images"]
