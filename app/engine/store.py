@@ -214,8 +214,8 @@ class EmbeddingStore:
                        requeue: bool = False) -> None:
         """Switch to a new matrix generation holding the old ``rows`` (None: none), then delete the old file."""
         old = self._matrix_view() if rows is not None and len(rows) else None
-        fd, old_name, new_name = write_generation(self._conn, self.data_dir, EMBEDDING_DTYPES[self.embedding_dtype][1],
-                                                  old, rows, dim, extra_meta, requeue)
+        suffix = EMBEDDING_DTYPES[self.embedding_dtype][1]
+        fd, old_name, new_name = write_generation(self._conn, self.data_dir, suffix, old, rows, dim, extra_meta, requeue)
         if self._fd is not None:
             os.close(self._fd)
         self._fd = fd
@@ -264,7 +264,7 @@ class EmbeddingStore:
         """photo id -> fingerprint of the bytes its current embedding row was encoded from."""
         with self._lock:
             return dict(store_rows.select_by_ids(self._conn, "id, fingerprint", photo_ids,
-                                      where="row IS NOT NULL AND fingerprint IS NOT NULL"))
+                                                 where="row IS NOT NULL AND fingerprint IS NOT NULL"))
 
     def commit_batch(self, indexed: Sequence[IndexedPhoto], failed: Sequence[FailedPhoto] = (),
                      gone: Iterable[int] = (), unchanged: Sequence[UnchangedPhoto] = ()) -> None:
