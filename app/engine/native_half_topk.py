@@ -1,0 +1,117 @@
+"""The native top-K kernel over half-size rows (app/engine/native/half_topk.c), loaded with ctypes.
+
+One pass over the codes decodes each row in registers (F16C / int8 widening), scores it against every
+query and keeps the top K in a small heap: memory-bound where FAISS's fp16 scalar quantizer and numpy's
+upcast are compute-bound (figures: ``python -m bench.half_search``, bench/results/half_search_native.json).
+The library is built by ``make setup`` on desktops; where it is missing (no C compiler, the phones, which
+never ship a desktop build) :func:`native_kernel` is None and the engine keeps its other kernels.
+ctypes releases the GIL during a call, so shards of one matrix run side by side on a thread pool.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+LIBRARY = Path(__file__).resolve().parent / "native" / "libhalf_topk.so"  # `make setup` writes it; git ignores it
+SMALL_SHARD_BYTES = 1 << 22  # codes below 4 MiB (16k x 128 float16) are scanned on the calling thread
+
+_i64, _ptr = ctypes.c_int64, ctypes.c_void_p
+_ARGS = {"half_topk_f16": [_ptr, _i64, _i64, _i64, _i64, _ptr, _i64, _i64, _ptr, _ptr, _ptr],
+         "half_topk_i8": [_ptr, _ptr, _i64, _i64, _i64, _i64, _ptr, _i64, _i64, _ptr, _ptr, _ptr]}
+
+
+def dead_bitmap(dead_rows: np.ndarray, n: int) -> np.ndarray:
+    """Rows ``dead_rows`` (numbers below ``n``) as a bitmap: bit r % 8 of byte r // 8 (FAISS's and the kernel's)."""
+    bitmap = np.zeros((n + 7) // 8, dtype=np.uint8)
+    dead = np.asarray(dead_rows, dtype=np.int64)
+    np.bitwise_or.at(bitmap, dead >> 3, (1 << (dead & 7)).astype(np.uint8))
+    return bitmap
+
+
+class NativeHalfTopK:
+    """The loaded library and one persistent pool with a thread per shard (default: one per core)."""
+
+    def __init__(self, library: ctypes.CDLL, workers: int | None = None):
+        self._lib = library
+        for name, argtypes in _ARGS.items():
+            getattr(library, name).argtypes = argtypes
+            getattr(library, name).restype = ctypes.c_int
+        self.simd = bool(library.half_topk_simd())
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="half-topk") if self.workers > 1 else None
+
+    @property
+    def name(self) -> str:
+        """What runs: "native avx2+f16c" or "native portable"."""
+        return "native avx2+f16c" if self.simd else "native portable"
+
+    def top_k(self, codes: np.ndarray, scales: np.ndarray | None, queries: np.ndarray, k: int,
+              dead_rows: np.ndarray | None = None, workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best rows of ``codes`` (N, D) float16, or int8 scaled by ``scales`` (N,), for each of
+        ``queries`` (Q, D): (rows (Q, k'), scores (Q, k') float32) best first, ties by row, k' = min(k, live
+        rows). A query with fewer finite scores than k' pads its tail with row -1 and score -inf. ``workers``
+        caps the shards (threads) of a large matrix; default one per pool thread."""
+        if codes.ndim != 2 or codes.dtype not in (np.float16, np.int8) or (codes.dtype == np.int8) != (scales is not None):
+            raise ValueError(f"the native kernel takes (N, D) float16, or int8 with scales, not {codes.dtype} {codes.shape}")
+        n, dim = codes.shape
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        if q.ndim != 2 or q.shape[1] != dim:
+            raise ValueError(f"queries of shape {q.shape} do not fit embeddings of size {dim}")
+        if codes.strides[1] != codes.itemsize or codes.strides[0] % codes.itemsize or codes.strides[0] < 0:
+            codes = np.ascontiguousarray(codes)  # a row-strided view is read in place; anything else is copied
+        stride = codes.strides[0] // codes.itemsize if n > 1 else dim
+        if scales is not None:
+            scales = np.ascontiguousarray(scales, dtype=np.float32)
+            if scales.shape != (n,):
+                raise ValueError(f"{scales.shape} scales for {n} int8 rows")
+        dead = np.asarray(dead_rows if dead_rows is not None else (), dtype=np.int64)
+        k = min(int(k), n - len(dead))
+        if k <= 0 or len(q) == 0:
+            return np.empty((len(q), 0), dtype=np.int64), np.empty((len(q), 0), dtype=np.float32)
+        bitmap = dead_bitmap(dead, n) if len(dead) else None
+        shards = 1 if self._pool is None or codes.nbytes < SMALL_SHARD_BYTES else min(workers or self.workers, self.workers)
+        bounds = np.linspace(0, n, shards + 1).astype(np.int64)
+
+        def scan(i: int) -> tuple[np.ndarray, np.ndarray]:
+            lo, hi = int(bounds[i]), int(bounds[i + 1])
+            kk = max(1, min(k, hi - lo))
+            scores = np.empty((len(q), kk), dtype=np.float32)
+            rows = np.empty((len(q), kk), dtype=np.int64)
+            common = (stride, lo, hi, dim, q.ctypes.data, len(q), kk,
+                      bitmap.ctypes.data if bitmap is not None else None, scores.ctypes.data, rows.ctypes.data)
+            if scales is None:
+                rc = self._lib.half_topk_f16(codes.ctypes.data, *common)
+            else:
+                rc = self._lib.half_topk_i8(codes.ctypes.data, scales.ctypes.data, *common)
+            if rc != 0:
+                raise ValueError(f"half_topk rejected rows [{lo}, {hi}) of {codes.shape} with k={kk}")
+            return rows, scores
+
+        parts = list(self._pool.map(scan, range(shards))) if shards > 1 else [scan(0)]
+        rows = np.concatenate([p[0] for p in parts], axis=1)
+        scores = np.concatenate([p[1] for p in parts], axis=1)
+        order = np.lexsort((rows, -scores), axis=1)[:, :k] if shards > 1 else np.arange(k)[None, :]
+        return np.take_along_axis(rows, order, 1), np.take_along_axis(scores, order, 1)
+
+
+@functools.cache
+def native_kernel(library: Path = LIBRARY) -> NativeHalfTopK | None:
+    """The kernel over the built library, or None where it is missing or does not load (then logged once)."""
+    if not library.is_file():
+        logger.debug("no %s (built by `make setup`): half-size search uses FAISS or numpy", library)
+        return None
+    try:
+        kernel = NativeHalfTopK(ctypes.CDLL(str(library)))
+    except (OSError, AttributeError) as err:  # a library for another machine, or an older build
+        logger.warning("cannot load %s (%s): half-size search uses FAISS or numpy", library, err)
+        return None
+    logger.info("half-size search kernel: %s, %d threads", kernel.name, kernel.workers)
+    return kernel
