@@ -9,23 +9,26 @@ ctypes releases the GIL during a call, so shards of one matrix run side by side 
 """
 from __future__ import annotations
 
-import ctypes
 import functools
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import ctypes
 
 logger = logging.getLogger(__name__)
 
 LIBRARY = Path(__file__).resolve().parent / "native" / "libhalf_topk.so"  # `make setup` writes it; git ignores it
 SMALL_SHARD_BYTES = 1 << 22  # codes below 4 MiB (16k x 128 float16) are scanned on the calling thread
 
-_i64, _ptr = ctypes.c_int64, ctypes.c_void_p
-_ARGS = {"half_topk_f16": [_ptr, _i64, _i64, _i64, _i64, _ptr, _i64, _i64, _ptr, _ptr, _ptr],
-         "half_topk_i8": [_ptr, _ptr, _i64, _i64, _i64, _i64, _ptr, _i64, _i64, _ptr, _ptr, _ptr]}
+# C signatures, "p" a pointer and "i" an int64 (ctypes is imported only where a library is found: the
+# phones, which never have one, need not carry it)
+_SIGNATURES = {"half_topk_f16": "piiiipiippp", "half_topk_i8": "ppiiiipiippp"}
 
 
 def dead_bitmap(dead_rows: np.ndarray, n: int) -> np.ndarray:
@@ -40,9 +43,11 @@ class NativeHalfTopK:
     """The loaded library and one persistent pool with a thread per shard (default: one per core)."""
 
     def __init__(self, library: ctypes.CDLL, workers: int | None = None):
+        import ctypes
+
         self._lib = library
-        for name, argtypes in _ARGS.items():
-            getattr(library, name).argtypes = argtypes
+        for name, signature in _SIGNATURES.items():
+            getattr(library, name).argtypes = [ctypes.c_void_p if c == "p" else ctypes.c_int64 for c in signature]
             getattr(library, name).restype = ctypes.c_int
         self.simd = bool(library.half_topk_simd())
         self.workers = max(1, workers or os.cpu_count() or 1)
@@ -52,6 +57,11 @@ class NativeHalfTopK:
     def name(self) -> str:
         """What runs: "native avx2+f16c" or "native portable"."""
         return "native avx2+f16c" if self.simd else "native portable"
+
+    def use_portable(self, on: bool) -> None:
+        """Run the portable loop (what aarch64 builds run) even where AVX2 + F16C are there: for tests."""
+        self._lib.half_topk_use_portable(int(on))
+        self.simd = bool(self._lib.half_topk_simd())
 
     def top_k(self, codes: np.ndarray, scales: np.ndarray | None, queries: np.ndarray, k: int,
               dead_rows: np.ndarray | None = None, workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -108,6 +118,8 @@ def native_kernel(library: Path = LIBRARY) -> NativeHalfTopK | None:
     if not library.is_file():
         logger.debug("no %s (built by `make setup`): half-size search uses FAISS or numpy", library)
         return None
+    import ctypes
+
     try:
         kernel = NativeHalfTopK(ctypes.CDLL(str(library)))
     except (OSError, AttributeError) as err:  # a library for another machine, or an older build

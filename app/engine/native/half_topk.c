@@ -221,11 +221,16 @@ DEFINE_SCAN(scan_f16_avx2, uint16_t, dot4_f16_avx2, dot1_f16_avx2, AVX2)
 DEFINE_SCAN(scan_i8_avx2, int8_t, dot4_i8_avx2, dot1_i8_avx2, AVX2)
 #endif
 
+static int portable_only; /* set by half_topk_use_portable: the tests run the phones'/aarch64's loop on x86 */
+
+void half_topk_use_portable(int on) { portable_only = on; }
+
 /* 1 where the AVX2 + FMA + F16C kernels run on this CPU, 0 where the portable ones do. */
 int half_topk_simd(void) {
 #ifdef HALF_TOPK_X86
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    return !portable_only && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
 #else
     return 0;
 #endif
