@@ -118,9 +118,11 @@ static inline float half_to_float(uint16_t h) {
 #endif
 }
 
-/* The scan, for one code type and one pair of row kernels: DOT4(p, stride, q, dim, out[4]) scores four
- * consecutive rows, DOT1(p, q, dim) one. ATTR carries the target features the kernels need. */
-#define DEFINE_SCAN(NAME, CODE_T, DOT4, DOT1, ATTR)                                                        \
+#define GROUP 8 /* rows scored together: eight independent FMA chains, one query load for all */
+
+/* The scan, for one code type and one pair of row kernels: DOTG(p, stride, q, dim, out[GROUP]) scores
+ * GROUP consecutive rows, DOT1(p, q, dim) one. ATTR carries the target features the kernels need. */
+#define DEFINE_SCAN(NAME, CODE_T, DOTG, DOT1, ATTR)                                                        \
     ATTR static void NAME(const void *rows, const float *scales, int64_t stride, int64_t start,            \
                           int64_t end, int64_t dim, const float *queries, int64_t nq, heap_t *heaps,       \
                           const uint8_t *dead) {                                                           \
@@ -130,10 +132,10 @@ static inline float half_to_float(uint16_t h) {
             for (int64_t j = 0; j < nq; j++) {                                                             \
                 const float *q = queries + j * dim;                                                        \
                 heap_t *h = heaps + j;                                                                     \
-                for (r = b; r + 4 <= be; r += 4) {                                                         \
-                    float s[4];                                                                            \
-                    DOT4(codes + r * stride, stride, q, dim, s);                                           \
-                    for (int x = 0; x < 4; x++) {                                                          \
+                for (r = b; r + GROUP <= be; r += GROUP) {                                                 \
+                    float s[GROUP];                                                                        \
+                    DOTG(codes + r * stride, stride, q, dim, s);                                           \
+                    for (int x = 0; x < GROUP; x++) {                                                      \
                         float v = scales ? s[x] * scales[r + x] : s[x];                                    \
                         if (v > h->threshold) offer(h, v, r + x, dead);                                    \
                     }                                                                                      \
@@ -159,16 +161,16 @@ static inline float dot1_i8(const int8_t *p, const float *q, int64_t dim) {
     return s;
 }
 
-static inline void dot4_f16(const uint16_t *p, int64_t stride, const float *q, int64_t dim, float *out) {
-    for (int x = 0; x < 4; x++) out[x] = dot1_f16(p + x * stride, q, dim);
+static inline void dotg_f16(const uint16_t *p, int64_t stride, const float *q, int64_t dim, float *out) {
+    for (int x = 0; x < GROUP; x++) out[x] = dot1_f16(p + x * stride, q, dim);
 }
 
-static inline void dot4_i8(const int8_t *p, int64_t stride, const float *q, int64_t dim, float *out) {
-    for (int x = 0; x < 4; x++) out[x] = dot1_i8(p + x * stride, q, dim);
+static inline void dotg_i8(const int8_t *p, int64_t stride, const float *q, int64_t dim, float *out) {
+    for (int x = 0; x < GROUP; x++) out[x] = dot1_i8(p + x * stride, q, dim);
 }
 
-DEFINE_SCAN(scan_f16_portable, uint16_t, dot4_f16, dot1_f16, )
-DEFINE_SCAN(scan_i8_portable, int8_t, dot4_i8, dot1_i8, )
+DEFINE_SCAN(scan_f16_portable, uint16_t, dotg_f16, dot1_f16, )
+DEFINE_SCAN(scan_i8_portable, int8_t, dotg_i8, dot1_i8, )
 
 #ifdef HALF_TOPK_X86
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -177,27 +179,26 @@ DEFINE_SCAN(scan_i8_portable, int8_t, dot4_i8, dot1_i8, )
 #define LOAD8_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 #define LOAD8_I8(p) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p))))
 
-/* Four rows, one accumulator each (four independent FMA chains), summed across lanes together. */
-#define DEFINE_DOT4_AVX2(NAME, CODE_T, LOAD8, TO_FLOAT)                                                    \
+/* The sums of four accumulators' lanes, [sum a0, sum a1, sum a2, sum a3] */
+AVX2 static inline __m128 sum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
+    __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+}
+
+/* GROUP (8) rows, one accumulator each: eight independent FMA chains sharing each query load. */
+#define DEFINE_DOTG_AVX2(NAME, CODE_T, LOAD8, TO_FLOAT)                                                    \
     AVX2 static inline void NAME(const CODE_T *p, int64_t stride, const float *q, int64_t dim, float *out) { \
-        const CODE_T *p0 = p, *p1 = p + stride, *p2 = p + 2 * stride, *p3 = p + 3 * stride;                \
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                        \
+        __m256 a[GROUP];                                                                                   \
+        for (int x = 0; x < GROUP; x++) a[x] = _mm256_setzero_ps();                                        \
         int64_t d8 = dim & ~(int64_t)7, d;                                                                 \
         for (d = 0; d < d8; d += 8) {                                                                      \
             __m256 qv = _mm256_loadu_ps(q + d);                                                            \
-            a0 = _mm256_fmadd_ps(LOAD8(p0 + d), qv, a0);                                                   \
-            a1 = _mm256_fmadd_ps(LOAD8(p1 + d), qv, a1);                                                   \
-            a2 = _mm256_fmadd_ps(LOAD8(p2 + d), qv, a2);                                                   \
-            a3 = _mm256_fmadd_ps(LOAD8(p3 + d), qv, a3);                                                   \
+            for (int x = 0; x < GROUP; x++) a[x] = _mm256_fmadd_ps(LOAD8(p + x * stride + d), qv, a[x]);   \
         }                                                                                                  \
-        __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));                         \
-        _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));            \
-        for (; d < dim; d++) {                                                                             \
-            out[0] += TO_FLOAT(p0[d]) * q[d];                                                              \
-            out[1] += TO_FLOAT(p1[d]) * q[d];                                                              \
-            out[2] += TO_FLOAT(p2[d]) * q[d];                                                              \
-            out[3] += TO_FLOAT(p3[d]) * q[d];                                                              \
-        }                                                                                                  \
+        _mm_storeu_ps(out, sum4(a[0], a[1], a[2], a[3]));                                                  \
+        _mm_storeu_ps(out + 4, sum4(a[4], a[5], a[6], a[7]));                                              \
+        for (; d < dim; d++)                                                                               \
+            for (int x = 0; x < GROUP; x++) out[x] += TO_FLOAT(p[x * stride + d]) * q[d];                  \
     }
 
 #define DEFINE_DOT1_AVX2(NAME, CODE_T, LOAD8, TO_FLOAT)                                                    \
@@ -213,12 +214,12 @@ DEFINE_SCAN(scan_i8_portable, int8_t, dot4_i8, dot1_i8, )
     }
 
 #define I8_TO_FLOAT(v) ((float)(v))
-DEFINE_DOT4_AVX2(dot4_f16_avx2, uint16_t, LOAD8_F16, half_to_float)
+DEFINE_DOTG_AVX2(dotg_f16_avx2, uint16_t, LOAD8_F16, half_to_float)
 DEFINE_DOT1_AVX2(dot1_f16_avx2, uint16_t, LOAD8_F16, half_to_float)
-DEFINE_DOT4_AVX2(dot4_i8_avx2, int8_t, LOAD8_I8, I8_TO_FLOAT)
+DEFINE_DOTG_AVX2(dotg_i8_avx2, int8_t, LOAD8_I8, I8_TO_FLOAT)
 DEFINE_DOT1_AVX2(dot1_i8_avx2, int8_t, LOAD8_I8, I8_TO_FLOAT)
-DEFINE_SCAN(scan_f16_avx2, uint16_t, dot4_f16_avx2, dot1_f16_avx2, AVX2)
-DEFINE_SCAN(scan_i8_avx2, int8_t, dot4_i8_avx2, dot1_i8_avx2, AVX2)
+DEFINE_SCAN(scan_f16_avx2, uint16_t, dotg_f16_avx2, dot1_f16_avx2, AVX2)
+DEFINE_SCAN(scan_i8_avx2, int8_t, dotg_i8_avx2, dot1_i8_avx2, AVX2)
 #endif
 
 static int portable_only; /* set by half_topk_use_portable: the tests run the phones'/aarch64's loop on x86 */
