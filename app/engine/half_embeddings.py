@@ -186,6 +186,16 @@ def default_backend(rows: HalfRows) -> str:
     return "faiss" if rows.scales is None and rows.codes.dtype == np.float16 and faiss_available() else "numpy"
 
 
+def search_kernel(dtype: str) -> str:
+    """What searches an index of ``dtype`` rows here, as `python -m app.engine status` reports it:
+    "numpy BLAS" for float32; for float16 / int8 the native kernel's name, "faiss" or "numpy"."""
+    if dtype == "float32":
+        return "numpy BLAS"
+    backend = default_backend(HalfRows(np.empty((0, 1), dtype), np.empty(0, np.float32) if dtype == "int8" else None))
+    kernel = native_kernel() if backend == "native" else None
+    return kernel.name if kernel is not None else backend
+
+
 def top_k_half(rows: HalfRows, query: np.ndarray, k: int, dead_rows: np.ndarray | None = None,
                workers: int | None = None, backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Like ``search.top_k_rows`` over half-size rows: (rows (k',), scores (k',)) best first, ties by row.
