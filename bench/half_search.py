@@ -67,7 +67,7 @@ def measure(rows: int, dim: int, quick: bool = False) -> dict[str, Any]:
         kernels["int8 native"] = (kernel(int8, "native"), int8.nbytes)
     kernels["int8"] = (kernel(int8, "numpy"), int8.nbytes)
     out: dict[str, Any] = {"rows": rows, "dim": dim, "queries": QUERIES, "bandwidth": bandwidth, "kernels": {},
-                           "native_kernel": None if native is None else f"{native.name}, {native.workers} threads"}
+                           "native_kernel": None if native is None else f"{native.name} on {native.workers} cores"}
     for name, (fn, nbytes) in kernels.items():
         timing = time_calls(fn, list(queries), warmup=2, budget_s=1.0 if quick else 3.0,
                             min_repeats=5 if quick else 10, max_repeats=60)

@@ -24,12 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.engine.native_half_topk import dead_bitmap, native_kernel
+from app.engine.native_half_topk import SHARDS_PER_CORE, dead_bitmap, native_kernel
 
 logger = logging.getLogger(__name__)
 
 SMALL_SHARD_BYTES = 1 << 24  # float16 codes below 16 MiB (64k x 128) are searched by one FAISS shard
-SHARDS_PER_CORE = 4  # FAISS shards (and threads) per core for a larger matrix
 BLOCK_BYTES = 1 << 18  # float32 bytes of one upcast block: 256 KiB, inside L2 on phones and desktops
 
 
