@@ -5,9 +5,19 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps run run-clipart run-synthetic test test-fast ablation lint clean
+.PHONY: setup system-deps native run run-clipart run-synthetic test test-fast ablation lint clean
 
-setup: $(STAMP) system-deps
+setup: $(STAMP) system-deps native
+
+# The desktop's half-size search kernel (app/engine/native_half_topk.py loads it with ctypes). Never
+# shipped to the phones (buildozer.spec copies no .so); without a C compiler the engine keeps FAISS/numpy.
+CC ?= cc
+NATIVE_LIB := app/engine/native/libhalf_topk.so
+native: $(NATIVE_LIB)
+
+$(NATIVE_LIB): app/engine/native/half_topk.c
+	@command -v $(CC) >/dev/null || { echo "no C compiler ($(CC)): half-size search keeps FAISS/numpy"; exit 0; }; \
+	  $(CC) -O3 -fPIC -shared -Wall -o $@ $<
 
 # The UI tests run the real Kivy app on a virtual screen: Xvfb and an OpenGL driver (Debian packages).
 # The offline default trains on the Open Clip Art Library (Debian openclipart-png/-svg, public domain);
@@ -56,4 +66,4 @@ lint: setup
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache $(NATIVE_LIB)
