@@ -12,7 +12,8 @@ initialised shared encoder (seed 0) and the student made from that teacher (``st
 no trained run is read, because speed does not depend on the trained values. ``--runtime executorch``
 lowers both with ``export.assembled.lower_assembled_executorch`` (what the student's bundle ships: L2
 norm inside, text at its actual length), one program per tower and batch, and runs them with
-``executorch.runtime`` with the XNNPACK threadpool at ``--threads``. Figures: bench/results/assembled_speed_executorch.json.
+``executorch.runtime`` with the XNNPACK threadpool at ``--threads``.
+Figures: bench/results/assembled_speed_executorch.json.
 """
 from __future__ import annotations
 
@@ -38,7 +39,10 @@ CAPTIONS = ["red apple on a tree", "sailing boat on the sea with a lighthouse", 
 ROLES = ("teacher", "student")
 TOWERS = ("image", "text")
 TARGET_SPEEDUP = 1.8  # issue 15: each student encoder >= 1.8x the teacher's on ExecuTorch XNNPACK fp32
+RUNTIMES = {"eager": "eager PyTorch", "executorch": "ExecuTorch XNNPACK fp32 (executorch.runtime)"}
 CONTEXT_LENGTH = 64  # the text programs' longest input (the student's tokenizer max_length)
+Inputs = dict[str, dict[str, torch.Tensor]]  # role -> {"image": pixels, "text": ids}
+Calls = dict[str, Callable[[], Any]]  # "<role> <tower>" -> one encoder call
 
 
 @dataclass
@@ -59,14 +63,15 @@ def build_models() -> ModelPair:
     torch.manual_seed(0)
     teacher = AssembledTeacher(create_efficientnet_lite("efficientnet_lite2"), create_minilm(),
                                SharedEncoder(SharedEncoderConfig())).eval()
-    student = student_from_teacher(teacher, create_efficientnet_lite("efficientnet_lite0"), AssembledStudentConfig()).eval()
-    return ModelPair({"teacher": teacher, "student": student},
-                     {"teacher": EFFICIENTNET_LITE["efficientnet_lite2"][3], "student": EFFICIENTNET_LITE["efficientnet_lite0"][3]},
+    lite0 = create_efficientnet_lite("efficientnet_lite0")
+    student = student_from_teacher(teacher, lite0, AssembledStudentConfig()).eval()
+    sizes = {"teacher": EFFICIENTNET_LITE["efficientnet_lite2"][3], "student": EFFICIENTNET_LITE["efficientnet_lite0"][3]}
+    return ModelPair({"teacher": teacher, "student": student}, sizes,
                      "pretrained towers (EfficientNet-Lite2/Lite0 ImageNet, MiniLM-L6), shared encoder untrained "
                      "(seed 0), student initialised from that teacher; speed does not depend on trained values")
 
 
-def time_in_turns(calls: dict[str, Callable[[], Any]], warmup: int, repeats: int) -> dict[str, list[float]]:
+def time_in_turns(calls: Calls, warmup: int, repeats: int) -> dict[str, list[float]]:
     """Seconds of each call, ``repeats`` rounds of every call in turn after ``warmup`` untimed rounds, so
     that a change in the machine's load falls on all of them alike."""
     for _ in range(warmup):
@@ -81,7 +86,7 @@ def time_in_turns(calls: dict[str, Callable[[], Any]], warmup: int, repeats: int
     return times
 
 
-def eager_calls(pair: ModelPair, inputs: dict[str, dict[str, torch.Tensor]]) -> dict[str, Callable[[], Any]]:
+def eager_calls(pair: ModelPair, inputs: Inputs) -> Calls:
     """"<role> <tower>" -> a call of the model's own ``encode_image`` / ``encode_text(normalize=True)``."""
     calls = {}
     for role in ROLES:
@@ -107,7 +112,8 @@ def ensure_programs(pair: ModelPair, batch: int, pte_dir: Path) -> dict[str, dic
         if not all(p.is_file() for p in paths.values()):
             logger.info("lowering the %s's programs at batch %d (minutes on a busy CPU)", role, batch)
             t0 = time.perf_counter()
-            programs, lowered = lower_assembled_executorch(pair.models[role], pair.image_size[role], CONTEXT_LENGTH, batch)
+            programs, lowered = lower_assembled_executorch(pair.models[role], pair.image_size[role],
+                                                           CONTEXT_LENGTH, batch)
             facts = {"lowering_s": round(time.perf_counter() - t0, 1),
                      **{f"{tower}_xnnpack_delegates": lowered[tower]["xnnpack_delegates"] for tower in TOWERS},
                      **{f"{tower}_portable_operators": lowered[tower]["portable_operators"] for tower in TOWERS}}
@@ -118,7 +124,7 @@ def ensure_programs(pair: ModelPair, batch: int, pte_dir: Path) -> dict[str, dic
     return out
 
 
-def executorch_calls(inputs: dict[str, dict[str, torch.Tensor]], batch: int, pte_dir: Path) -> dict[str, Callable[[], Any]]:
+def executorch_calls(inputs: Inputs, batch: int, pte_dir: Path) -> Calls:
     """"<role> <tower>" -> one ``execute`` of that .pte's forward, loaded with ``executorch.runtime``."""
     from executorch.runtime import Runtime
 
@@ -142,7 +148,7 @@ def set_threads(runtime: str, threads: int) -> dict[str, int | None]:
     return out
 
 
-def make_inputs(pair: ModelPair, batch: int) -> dict[str, dict[str, torch.Tensor]]:
+def make_inputs(pair: ModelPair, batch: int) -> Inputs:
     """role -> {"image": (batch, 3, S, S) seeded pixels, "text": (batch, L) ids of CAPTIONS[:batch]}."""
     gen = torch.Generator().manual_seed(batch)
     ids = pair.models["teacher"].tokenize(CAPTIONS[:batch], max_length=CONTEXT_LENGTH)
@@ -150,7 +156,7 @@ def make_inputs(pair: ModelPair, batch: int) -> dict[str, dict[str, torch.Tensor
                    "text": ids} for role in ROLES}
 
 
-def parity(pair: ModelPair, inputs: dict[str, dict[str, torch.Tensor]], calls: dict[str, Callable[[], Any]]) -> dict[str, float]:
+def parity(pair: ModelPair, inputs: Inputs, calls: Calls) -> dict[str, float]:
     """"<role> <tower>" -> the lowest cosine between the program's and the eager model's embeddings."""
     want = eager_calls(pair, inputs)
     with torch.inference_mode():
@@ -194,7 +200,8 @@ def measure(pair: ModelPair, runtime: str, batches: list[int], warmup: int, repe
 
 
 def markdown_table(rows: dict[str, dict[str, Any]]) -> str:
-    lines = ["| batch | tower | teacher ms | student ms | speed-up (best) | speed-up (median) |", "|---|---|---|---|---|---|"]
+    lines = ["| batch | tower | teacher ms | student ms | speed-up (best) | speed-up (median) |",
+             "|---|---|---|---|---|---|"]
     for b, r in rows.items():
         for tower in TOWERS:
             m = r[f"{tower}_ms"]
@@ -206,7 +213,7 @@ def markdown_table(rows: dict[str, dict[str, Any]]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.assembled_speed", description=__doc__.split("\n\n")[0])
-    p.add_argument("--runtime", choices=("eager", "executorch"), default="eager",
+    p.add_argument("--runtime", choices=tuple(RUNTIMES), default="eager",
                    help="eager: the PyTorch models; executorch: their XNNPACK fp32 programs, run by "
                    "executorch.runtime (lowering takes minutes; see --keep) (default: eager)")
     p.add_argument("--threads", type=int, default=1, help="PyTorch and XNNPACK threads (default: 1)")
@@ -240,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         pte_dir.mkdir(parents=True, exist_ok=True)
         measured = measure(pair, args.runtime, args.batches, args.warmup, args.repeats, pte_dir)
     result = {
-        "runtime": {"eager": "eager PyTorch", "executorch": "ExecuTorch XNNPACK fp32 (executorch.runtime)"}[args.runtime],
+        "runtime": RUNTIMES[args.runtime],
         "command": "python -m bench.assembled_speed " + " ".join(argv if argv is not None else sys.argv[1:]),
         "threads": threads, "warmup": args.warmup, "repeats": args.repeats,
         "timing": "the four encoders in turns, same process; ms = best of the repeats, *_median = median",
