@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from compression.config import ConfigError
+from compression.models.text_tower import encode_tokens
 from compression.models.weights import WeightsUnavailableError, weights_failure
 from formats.preprocess import Preprocess
 
@@ -133,9 +134,8 @@ def set_trainable_towers(model: nn.Module, image: bool, text: bool) -> None:
 def encode_text_at_length(model: nn.Module, text: torch.Tensor, normalize: bool = False) -> torch.Tensor:
     """``model.encode_text`` for token sequences cut shorter than the context length.
 
-    Same computation as open_clip's CLIP.encode_text (token + positional embedding, causal
-    transformer, ln_final, EOT pooling, projection) with the positional embedding and causal mask
-    sliced to the sequence length: the causal mask makes the EOT output independent of the padding
+    Same computation as open_clip's CLIP.encode_text (``compression.models.text_tower.encode_tokens``)
+    with the positional embedding and causal mask sliced to the sequence length: the causal mask makes the EOT output independent of the padding
     after it, so the result equals the full-length one while padding costs nothing. Models without
     that structure (CustomTextCLIP) fall back to their own encode_text on the full context.
     """
@@ -144,15 +144,9 @@ def encode_text_at_length(model: nn.Module, text: torch.Tensor, normalize: bool 
     if not hasattr(model, "transformer") or getattr(model, "text_pool_type", "argmax") != "argmax":
         return model.encode_text(_pad_to_context(model, text), normalize=normalize)
     length = text.shape[1]
-    x = model.token_embedding(text) + model.positional_embedding[:length]
     mask = model.attn_mask[:length, :length] if model.attn_mask is not None else None
-    x = model.transformer(x, attn_mask=mask)
-    x = model.ln_final(x)
-    x = x[torch.arange(x.shape[0], device=x.device), text.argmax(dim=-1)]
-    proj = model.text_projection
-    if proj is not None:
-        x = proj(x) if isinstance(proj, nn.Linear) else x @ proj
-    return torch.nn.functional.normalize(x, dim=-1) if normalize else x
+    return encode_tokens(text, model.token_embedding, model.positional_embedding, model.transformer, model.ln_final,
+                         model.text_projection, mask, normalize)
 
 
 def text_encoder(model: nn.Module):
