@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compression.models.text_tower import causal_mask, encode_tokens
+from compression.models.text_tower import causal_mask, text_tower_forward
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class ImageEncoderForExport(nn.Module):
 class TextEncoderForExport(nn.Module):
     """``tokens`` (1, L) int token ids, 2 <= L <= context_length -> ``embedding`` (1, D), L2-normalised.
 
-    ``StudentTextEncoder.forward`` itself (``compression.models.text_tower.encode_tokens``), with the
+    ``StudentTextEncoder.forward`` itself (``compression.models.text_tower.text_tower_forward``), with the
     causal mask built at the actual length (``causal_mask``) so that the sequence length stays
     symbolic in ``torch.export``. Padding after EOT does not change the output, because of the mask.
 
@@ -47,7 +47,7 @@ class TextEncoderForExport(nn.Module):
         self.context_length = int(text.positional_embedding.shape[0])
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return encode_tokens(tokens, self.token_embedding, self.positional_embedding, self.resblocks, self.ln_final,
+        return text_tower_forward(tokens, self.token_embedding, self.positional_embedding, self.resblocks, self.ln_final,
                              self.text_projection, causal_mask(tokens.shape[1], self.positional_embedding), normalize=True)
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from compression.config import ConfigError
 from compression.models.teacher import Preprocess
-from compression.models.text_tower import encode_tokens
+from compression.models.text_tower import text_tower_forward
 from compression.models.weights import WeightsUnavailableError, weights_failure
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class StudentTextEncoder(nn.Module):
         length = text.shape[1]
         if length > self.context_length:
             raise ValueError(f"token sequence of length {length} exceeds context length {self.context_length}")
-        return encode_tokens(text, self.token_embedding, self.positional_embedding, self.resblocks, self.ln_final,
+        return text_tower_forward(text, self.token_embedding, self.positional_embedding, self.resblocks, self.ln_final,
                              self.text_projection, self.attn_mask[:length, :length], normalize)
 
     @classmethod

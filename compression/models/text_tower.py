@@ -27,7 +27,7 @@ def causal_mask(length: int, like: torch.Tensor) -> torch.Tensor:
     )
 
 
-def encode_tokens(
+def text_tower_forward(
     tokens: torch.Tensor,
     token_embedding: nn.Module,
     positional_embedding: torch.Tensor,

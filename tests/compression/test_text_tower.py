@@ -1,4 +1,4 @@
-"""The one text forward (``compression.models.text_tower.encode_tokens``) that the teacher, the student
+"""The one text forward (``compression.models.text_tower.text_tower_forward``) that the teacher, the student
 and the export wrapper call: each equals open_clip's own ``CLIP.encode_text``, the computation all three
 were written to mirror, and they equal each other, at full and at cut lengths."""
 import pytest
@@ -6,7 +6,7 @@ import torch
 
 from compression.models.student import create_student
 from compression.models.teacher import build_tokenizer, create_teacher, encode_text_at_length
-from compression.models.text_tower import causal_mask, encode_tokens
+from compression.models.text_tower import causal_mask, text_tower_forward
 from export.wrappers import TextEncoderForExport
 
 TINY_IMAGE = {"img_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 2, "num_heads": 2}
@@ -47,10 +47,10 @@ def test_encode_tokens_takes_a_linear_projection_and_none(teacher, tokens):
     t = teacher
     mask = t.attn_mask
     with torch.no_grad():
-        x = encode_tokens(tokens, t.token_embedding, t.positional_embedding, t.transformer, t.ln_final, None, mask)
+        x = text_tower_forward(tokens, t.token_embedding, t.positional_embedding, t.transformer, t.ln_final, None, mask)
         linear = torch.nn.Linear(*t.text_projection.shape, bias=False)
         linear.weight.copy_(t.text_projection.T)
-        y = encode_tokens(tokens, t.token_embedding, t.positional_embedding, t.transformer, t.ln_final, linear, mask)
+        y = text_tower_forward(tokens, t.token_embedding, t.positional_embedding, t.transformer, t.ln_final, linear, mask)
     torch.testing.assert_close(y, x @ t.text_projection)
     torch.testing.assert_close(y, teacher.encode_text(tokens).detach())
 
