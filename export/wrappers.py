@@ -47,8 +47,9 @@ class TextEncoderForExport(nn.Module):
         self.context_length = int(text.positional_embedding.shape[0])
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        mask = causal_mask(tokens.shape[1], self.positional_embedding)
         return text_tower_forward(tokens, self.token_embedding, self.positional_embedding, self.resblocks, self.ln_final,
-                             self.text_projection, causal_mask(tokens.shape[1], self.positional_embedding), normalize=True)
+                                  self.text_projection, mask, normalize=True)
 
 
 def image_example(image_size: int) -> tuple[torch.Tensor]:

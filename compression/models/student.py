@@ -124,7 +124,7 @@ class StudentTextEncoder(nn.Module):
         if length > self.context_length:
             raise ValueError(f"token sequence of length {length} exceeds context length {self.context_length}")
         return text_tower_forward(text, self.token_embedding, self.positional_embedding, self.resblocks, self.ln_final,
-                             self.text_projection, self.attn_mask[:length, :length], normalize)
+                                  self.text_projection, self.attn_mask[:length, :length], normalize)
 
     @classmethod
     def from_teacher(cls, teacher: nn.Module, layer_ids: list[int]) -> StudentTextEncoder:
