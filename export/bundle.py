@@ -35,7 +35,7 @@ from formats.manifest import (
     text_input_length,
     verify_bundle,
 )
-from formats.run_card import OPEN_CLIP_TOKENIZER
+from formats.run_card import OPEN_CLIP_TOKENIZER, read_run_card
 from formats.tokenizer_files import BPE, BPE_FILE, FILE_KEY, tokenizer_files
 
 __all__ = [
@@ -70,12 +70,15 @@ def utc_now() -> str:
 # ------------------------------------------------------------------------------------------------
 
 
-def write_tokenizer_files(tokenizer_meta: dict[str, Any], dest: Path) -> dict[str, Any]:
+def write_tokenizer_files(tokenizer_meta: dict[str, Any], dest: Path, run_dir: Path | None = None) -> dict[str, Any]:
     """Copy the BPE merges of the checkpoint's tokenizer into ``dest`` and write ``tokenizer.json``.
 
     ``tokenizer_meta`` is the checkpoint's ``student.json["tokenizer"]`` ({kind, model,
-    context_length}). Only open_clip's byte-level BPE ``SimpleTokenizer`` is supported (CLIP and
-    the offline default use it). Returns the manifest's ``tokenizer`` section.
+    context_length, bpe_file}). Only open_clip's byte-level BPE ``SimpleTokenizer`` is supported (CLIP
+    and the offline default use it). The merges come from ``run_dir`` when its card names the file it
+    carries (``formats.run_card``), else from open_clip (runs written before they carried it); either
+    way the bundled files must reproduce open_clip's tokenizer id for id. Returns the manifest's
+    ``tokenizer`` section.
     """
     from open_clip.tokenizer import SimpleTokenizer, default_bpe
 
@@ -99,7 +102,8 @@ def write_tokenizer_files(tokenizer_meta: dict[str, Any], dest: Path) -> dict[st
         raise BundleError(
             f"tokenizer of {model!r} uses a reduction mask; the on-device tokenizer does not support it"
         )
-    shutil.copyfile(default_bpe(), Path(dest) / BPE_FILE)
+    carried = read_run_card(run_dir).tokenizer_files() if run_dir is not None else None
+    shutil.copyfile(carried.vocabulary if carried else default_bpe(), Path(dest) / BPE_FILE)
     clean = {
         "_clean_lower": "lower",
         "_clean_whitespace": "whitespace",
