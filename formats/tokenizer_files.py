@@ -1,6 +1,7 @@
 """A tokenizer as files, by kind: which files it has, what names them, and a check that they are there.
 
-Two kinds today, room for more (add a kind to :data:`FILE_KEY` and its check to :func:`check_file`):
+Two kinds today, room for more (a new kind adds its names to :data:`FILE_KEY` and the tables below it,
+and its check to :func:`check_file`):
 
 * :data:`BPE` -- open_clip's byte-level BPE (CLIP's): the merges file ``bpe_simple_vocab_16e6.txt.gz``
   (gzip; the vocabulary is derived from the merges);
@@ -28,7 +29,6 @@ KINDS = (BPE, WORDPIECE)
 
 BPE_FILE = "bpe_simple_vocab_16e6.txt.gz"  # open_clip.tokenizer.default_bpe()'s name
 VOCAB_FILE = "vocab.txt"
-DEFAULT_FILE = {BPE: BPE_FILE, WORDPIECE: VOCAB_FILE}
 
 # The key that names the vocabulary file, by kind (tokenizer.json; a run card's WordPiece section says "vocab")
 FILE_KEY = {BPE: "bpe_file", WORDPIECE: "vocab_file"}
