@@ -80,11 +80,18 @@ def tokenizer_from_files(root: Path, config: dict[str, Any], context_length: int
     """
     files = tokenizer_files(root, config)
     if files.kind == WORDPIECE:
-        from app.engine.wordpiece import WordPieceTokenizer  # imported when a model needs it (launch time)
-
-        wordpiece = WordPieceTokenizer.from_files(files.vocabulary)
-        wordpiece.lowercase = wordpiece.strip_accents = bool(config.get("lowercase", True))
-        return QueryTokenizer(lambda texts: wordpiece(texts, context_length), context_length, info)
-    from app.engine.bpe import BpeTokenizer
+        return wordpiece_tokenizer(files.vocabulary, bool(config.get("lowercase", True)), context_length, info)
+    from app.engine.bpe import BpeTokenizer  # imported when a model needs it (launch time)
 
     return QueryTokenizer(BpeTokenizer.from_bundle(root), context_length, info)
+
+
+def wordpiece_tokenizer(vocabulary: Path, lowercase: bool, context_length: int,
+                        info: dict[str, Any] | None = None) -> QueryTokenizer:
+    """BERT WordPiece on ``vocab.txt``, lowercasing and stripping accents or neither (as BERT's uncased
+    and cased models do): a bundle's tokenizer and a clip art run's alike."""
+    from app.engine.wordpiece import WordPieceTokenizer  # imported when a model needs it (launch time)
+
+    wordpiece = WordPieceTokenizer.from_files(vocabulary)
+    wordpiece.lowercase = wordpiece.strip_accents = lowercase
+    return QueryTokenizer(lambda texts: wordpiece(texts, context_length), context_length, info)
