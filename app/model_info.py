@@ -13,6 +13,7 @@ from typing import Any
 from formats.errors import FormatError
 from formats.jsonfile import read_json_object
 from formats.model_dir import RUN, ModelNotFoundError, resolve_model
+from formats.run_card import RUN_CARD, STUDENT_WEIGHTS
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +80,8 @@ def _bundle_info(root: Path) -> ModelInfo:
 
 
 def _run_info(root: Path) -> ModelInfo:
-    meta = _read_json(root / "student.json")
-    weights = root / "student.safetensors"
+    meta = _read_json(root / RUN_CARD)
+    weights = root / STUDENT_WEIGHTS
     try:
         return ModelInfo(
             path=str(root), kind="run directory", backend="torch", precision="fp32",
@@ -90,7 +91,7 @@ def _run_info(root: Path) -> ModelInfo:
             recall=dict(meta.get("metrics") or {}),
         )
     except (KeyError, TypeError, ValueError) as e:
-        raise ModelInfoError(f"{root / 'student.json'}: missing or malformed field ({e!r})") from e
+        raise ModelInfoError(f"{root / RUN_CARD}: missing or malformed field ({e!r})") from e
 
 
 def read_model_info(path: str | Path) -> ModelInfo:

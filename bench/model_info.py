@@ -42,13 +42,14 @@ def read_model_info(path: str | Path) -> ModelInfo:
     """Facts of a run directory (student.json) or one export bundle (manifest.json). Raises ValueError
     naming the file and key when ``path`` is neither or lacks what is needed."""
     from formats.model_dir import BUNDLES, RUN, resolve_model
+    from formats.run_card import RUN_CARD
 
     model = resolve_model(path)  # ModelNotFoundError (a ValueError) when it is neither
     path = model.path
     if model.kind == BUNDLES:
         raise ValueError(f"{path} is a folder of bundles: pass one of them to --model (e.g. {model.root})")
     if model.kind == RUN:
-        student = path / "student.json"
+        student = path / RUN_CARD
         return ModelInfo(
             path,
             "run",

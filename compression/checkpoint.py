@@ -13,12 +13,17 @@ from torch import nn
 from formats.atomic import atomic_path, atomic_write_bytes, atomic_write_json  # noqa: F401 - re-exported
 from formats.errors import FormatError
 from formats.jsonfile import read_json_object
-
-STUDENT_WEIGHTS = "student.safetensors"
-STUDENT_CONFIG = "student.json"
-TEACHER_WEIGHTS = "teacher.safetensors"
-TEACHER_CONFIG = "teacher.json"
-FORMAT_VERSION = 1
+from formats.run_card import (  # the run directory's file names are formats.run_card's
+    CLIP_STUDENT,
+    FORMAT_VERSION,
+    SPEC,
+    STUDENT_WEIGHTS,
+    TEACHER_WEIGHTS,
+    VERSION,
+    read_run_card,
+)
+from formats.run_card import RUN_CARD as STUDENT_CONFIG
+from formats.run_card import TEACHER_CARD as TEACHER_CONFIG
 
 
 class CheckpointError(FormatError):
@@ -98,7 +103,7 @@ def save_student(student: nn.Module, run_dir: Path, extra: dict[str, Any], writt
     """run_dir/student.safetensors + run_dir/student.json (spec, preprocess, tokenizer, ...).
     ``written``: a file that already holds these weights (linked instead of written again)."""
     link_or_save(student, written, Path(run_dir) / STUDENT_WEIGHTS)
-    atomic_write_json(Path(run_dir) / STUDENT_CONFIG, {"format_version": FORMAT_VERSION, "spec": student.spec, **extra})
+    atomic_write_json(Path(run_dir) / STUDENT_CONFIG, {VERSION: FORMAT_VERSION, SPEC: student.spec, **extra})
 
 
 def load_student(run_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
@@ -108,12 +113,10 @@ def load_student(run_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run directory {run_dir} not found (run `python -m compression.run` first)")
-    meta = read_json(run_dir / STUDENT_CONFIG, "student config")
-    if meta.get("format_version") != FORMAT_VERSION or "spec" not in meta:
-        raise CheckpointError(
-            f"{run_dir / STUDENT_CONFIG}: format_version {meta.get('format_version')!r} or 'spec' missing; "
-            f"expected format {FORMAT_VERSION}"
-        )
+    card = read_run_card(run_dir, CheckpointError)
+    if card.kind != CLIP_STUDENT:
+        raise CheckpointError(f"{card.path}: a {card.kind} (load it with compression.models.assembled_student)")
+    meta = card.data
     try:
         # first without memory (meta device): a spec that does not fit the weights (a damaged or
         # hand-edited student.json, e.g. embed_dim 1e9) is refused before anything is allocated

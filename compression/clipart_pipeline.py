@@ -53,6 +53,8 @@ from compression.models.assembled_student import (
     student_from_teacher,
 )
 from compression.models.pretrained_towers import create_efficientnet_lite, create_minilm, minilm_path
+from formats.run_card import ASSEMBLED_STUDENT, KIND, PREPROCESS, RUN_CARD, STUDENT_WEIGHTS, TOKENIZER
+from formats.tokenizer_files import VOCAB_FILE, WORDPIECE
 
 logger = logging.getLogger(__name__)
 
@@ -320,13 +322,13 @@ def save_student(run_dir: Path, student: AssembledStudent, scale: nn.Parameter, 
     """``student.safetensors`` + ``student.json`` (what rebuilds it) + the tokenizer's ``vocab.txt``."""
     holder = nn.ModuleDict({"student": student})
     holder.register_parameter("logit_scale", scale)
-    save_weights(holder, run_dir / "student.safetensors")
-    shutil.copyfile(minilm_path() / "vocab.txt", run_dir / "vocab.txt")
-    atomic_write_json(run_dir / "student.json", {
-        "kind": "assembled-student", **cfg.to_dict(), "shared": student.image_shared.cfg.to_dict(),
+    save_weights(holder, run_dir / STUDENT_WEIGHTS)
+    shutil.copyfile(minilm_path() / VOCAB_FILE, run_dir / VOCAB_FILE)
+    atomic_write_json(run_dir / RUN_CARD, {
+        KIND: ASSEMBLED_STUDENT, **cfg.to_dict(), "shared": student.image_shared.cfg.to_dict(),
         "text_config": student.text_model.config.to_dict(),
-        "preprocess": {"image_size": 224, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
-        "tokenizer": {"kind": "wordpiece", "vocab": "vocab.txt", "lowercase": True, "max_length": TEXT_MAX_LENGTH},
+        PREPROCESS: {"image_size": 224, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
+        TOKENIZER: {"kind": WORDPIECE, "vocab": VOCAB_FILE, "lowercase": True, "max_length": TEXT_MAX_LENGTH},
     })
 
 

@@ -23,6 +23,7 @@ from compression.data.transforms import image_transform
 from compression.models.teacher import Preprocess, build_tokenizer
 from formats.atomic import atomic_write_json
 from formats.cli import cli_main
+from formats.run_card import RUN_CARD, TEACHER_CARD
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +42,13 @@ def evaluate_run(run_dir: Path, paired: str, image_root: str | None, split: str,
     data = read_karpathy(paired, image_root, [split])
     student, meta = load_student(run_dir)
     tok = meta["tokenizer"]
-    ctx = PhaseContext(transform=image_transform(preprocess_of(meta, run_dir / "student.json")),
+    ctx = PhaseContext(transform=image_transform(preprocess_of(meta, run_dir / RUN_CARD)),
                        tokenizer=build_tokenizer(tok["model"], tok["context_length"]), device=device, seed=0,
                        checkpoint=None, progress=False)
     out = {"student": evaluate_model(student.to(device), data, ctx, ks, batch_size, fold_size=fold_size)}
     if with_teacher:
-        teacher_meta = read_json(run_dir / "teacher.json", "teacher config")
-        teacher_tf = image_transform(preprocess_of(teacher_meta, run_dir / "teacher.json"))
+        teacher_meta = read_json(run_dir / TEACHER_CARD, "teacher config")
+        teacher_tf = image_transform(preprocess_of(teacher_meta, run_dir / TEACHER_CARD))
         out["teacher"] = evaluate_model(load_teacher(run_dir).to(device), data, ctx, ks, batch_size, teacher_tf, fold_size)
     out["split"] = {"file": str(paired), "split": split, "images": len(data), "captions": sum(map(len, data.captions))}
     return out

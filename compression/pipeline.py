@@ -51,9 +51,11 @@ from compression.models.teacher import (
     resolve_teacher_name,
     teacher_preprocess_from_config,
     text_encoder,
+    write_run_tokenizer_files,
 )
 from compression.stages import PhaseContext, stage1_image, stage1_text, stage2_student, train_clip
 from formats.errors import UserError
+from formats.run_card import PREPROCESS, TOKENIZER
 
 logger = logging.getLogger(__name__)
 
@@ -361,7 +363,7 @@ def _run(cfg: RunConfig, run_dir: Path, cache_dir: Path, restart: bool, progress
     }
     save_student(
         student, run_dir,
-        {"preprocess": student_pre.to_dict(), "tokenizer": {"kind": "open_clip", "model": teacher_name, "context_length": context_length},
+        {PREPROCESS: student_pre.to_dict(), TOKENIZER: write_run_tokenizer_files(teacher_name, context_length, run_dir),
          "teacher": teacher_name, "metrics": metrics["retrieval"].get("student")},
         written=run_dir / state.student_file if state.student_file else None,
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from formats.digest import sha256_file
+from formats.errors import FormatError
 from formats.jsonfile import read_json_object
 from formats.manifest import (
     FORMAT_VERSION,
@@ -34,6 +35,8 @@ from formats.manifest import (
     text_input_length,
     verify_bundle,
 )
+from formats.run_card import OPEN_CLIP_TOKENIZER, read_run_card
+from formats.tokenizer_files import BPE, BPE_FILE, FILE_KEY, tokenizer_files
 
 __all__ = [
     "FORMAT_VERSION", "MANIFEST", "TOKENIZER_CONFIG", "BundleError", "bundle_files", "check_destination",
@@ -67,12 +70,15 @@ def utc_now() -> str:
 # ------------------------------------------------------------------------------------------------
 
 
-def write_tokenizer_files(tokenizer_meta: dict[str, Any], dest: Path) -> dict[str, Any]:
+def write_tokenizer_files(tokenizer_meta: dict[str, Any], dest: Path, run_dir: Path | None = None) -> dict[str, Any]:
     """Copy the BPE merges of the checkpoint's tokenizer into ``dest`` and write ``tokenizer.json``.
 
     ``tokenizer_meta`` is the checkpoint's ``student.json["tokenizer"]`` ({kind, model,
-    context_length}). Only open_clip's byte-level BPE ``SimpleTokenizer`` is supported (CLIP and
-    the offline default use it). Returns the manifest's ``tokenizer`` section.
+    context_length, bpe_file}). Only open_clip's byte-level BPE ``SimpleTokenizer`` is supported (CLIP
+    and the offline default use it). The merges come from ``run_dir`` when its card names the file it
+    carries (``formats.run_card``), else from open_clip (runs written before they carried it); either
+    way the bundled files must reproduce open_clip's tokenizer id for id. Returns the manifest's
+    ``tokenizer`` section.
     """
     from open_clip.tokenizer import SimpleTokenizer, default_bpe
 
@@ -83,7 +89,7 @@ def write_tokenizer_files(tokenizer_meta: dict[str, Any], dest: Path) -> dict[st
         tokenizer_meta.get("model"),
         tokenizer_meta.get("context_length"),
     )
-    if kind != "open_clip" or not model or not ctx:
+    if kind != OPEN_CLIP_TOKENIZER or not model or not ctx:
         raise BundleError(
             f"checkpoint tokenizer {tokenizer_meta!r}: expected kind 'open_clip' with model and context_length"
         )
@@ -96,8 +102,8 @@ def write_tokenizer_files(tokenizer_meta: dict[str, Any], dest: Path) -> dict[st
         raise BundleError(
             f"tokenizer of {model!r} uses a reduction mask; the on-device tokenizer does not support it"
         )
-    bpe_src = Path(default_bpe())
-    shutil.copyfile(bpe_src, Path(dest) / bpe_src.name)
+    carried = read_run_card(run_dir).tokenizer_files() if run_dir is not None else None
+    shutil.copyfile(carried.vocabulary if carried else default_bpe(), Path(dest) / BPE_FILE)
     clean = {
         "_clean_lower": "lower",
         "_clean_whitespace": "whitespace",
@@ -106,7 +112,7 @@ def write_tokenizer_files(tokenizer_meta: dict[str, Any], dest: Path) -> dict[st
     config = {
         "kind": "open_clip.SimpleTokenizer",
         "model": model,
-        "bpe_file": bpe_src.name,
+        FILE_KEY[BPE]: BPE_FILE,
         "bpe_merges": "lines 1 .. 48894 of the file (the first line is a header), as open_clip reads them",
         "vocab_size": tok.vocab_size,
         "context_length": int(ctx),
@@ -127,7 +133,7 @@ def write_tokenizer_files(tokenizer_meta: dict[str, Any], dest: Path) -> dict[st
         )
     return {
         "config": TOKENIZER_CONFIG,
-        "bpe": bpe_src.name,
+        "bpe": BPE_FILE,
         "context_length": int(ctx),
         "sot_token_id": tok.sot_token_id,
         "eot_token_id": tok.eot_token_id,
@@ -141,9 +147,10 @@ def load_tokenizer(bundle_dir: Path):
 
     bundle_dir = Path(bundle_dir)
     config = read_json_object(bundle_dir / TOKENIZER_CONFIG, "tokenizer config", BundleError)
-    bpe = bundle_dir / config["bpe_file"]
-    if not bpe.is_file():
-        raise BundleError(f"tokenizer BPE file {bpe} not found")
+    try:
+        bpe = tokenizer_files(bundle_dir, config, str(bundle_dir / TOKENIZER_CONFIG)).vocabulary
+    except FormatError as e:
+        raise BundleError(str(e)) from e
     return SimpleTokenizer(
         bpe_path=str(bpe), context_length=config["context_length"], clean=config.get("clean", "lower")
     )

@@ -193,7 +193,7 @@ def export_coreml(
                 f"pocketclip student {enc} encoder ({precision}); output L2-normalised embedding"
             )
             model.save(str(staging / names[enc]))
-        tokenizer = write_tokenizer_files(source.meta["tokenizer"], staging)
+        tokenizer = write_tokenizer_files(source.meta["tokenizer"], staging, source.run_dir)
         output = {"name": OUTPUT, "shape": [1, dim], "dtype": "float32", "l2_normalized": True}
         quant = None
         if precision == "int8":

@@ -155,7 +155,7 @@ def export_executorch(
         names = {enc: program_name(enc, precision) for enc in ("image", "text")}
         for enc, data in programs.items():
             (staging / names[enc]).write_bytes(data)
-        tokenizer = write_tokenizer_files(source.meta["tokenizer"], staging)
+        tokenizer = write_tokenizer_files(source.meta["tokenizer"], staging, source.run_dir)
         output = {"name": "embedding", "shape": [1, dim], "dtype": "float32", "l2_normalized": True}
         manifest = {
             "backend": BACKEND,

@@ -179,7 +179,7 @@ def export_onnx(
         names = {enc: program_name(enc, precision) for enc in programs}
         for enc, data in programs.items():
             (staging / names[enc]).write_bytes(data)
-        tokenizer = write_tokenizer_files(source.meta["tokenizer"], staging)
+        tokenizer = write_tokenizer_files(source.meta["tokenizer"], staging, source.run_dir)
         manifest = write_manifest(staging, onnx_manifest(source, names, precision, tokenizer))
         if verify:
             record_parity(staging, manifest, source, cache_dir, parity_images, out_dir)

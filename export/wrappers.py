@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from compression.models.text_tower import causal_mask, text_tower_forward
+
 logger = logging.getLogger(__name__)
 
 MIN_TEXT_LENGTH = 2  # the shortest token sequence a tokenizer produces: <start_of_text> <end_of_text>
@@ -27,11 +29,9 @@ class ImageEncoderForExport(nn.Module):
 class TextEncoderForExport(nn.Module):
     """``tokens`` (1, L) int token ids, 2 <= L <= context_length -> ``embedding`` (1, D), L2-normalised.
 
-    The same computation as ``StudentTextEncoder.forward`` written so that the sequence length can
-    stay symbolic in ``torch.export``: the causal mask is built from ``arange`` at the actual length
-    instead of slicing a (context, context) buffer (a slice of it is contiguous only at full length,
-    which makes export specialise on L), and the EOT row is picked with ``gather`` on the argmax of the
-    ids (EOT is the highest id). Padding after EOT does not change the output, because of the mask.
+    ``StudentTextEncoder.forward`` itself (``compression.models.text_tower.text_tower_forward``), with the
+    causal mask built at the actual length (``causal_mask``) so that the sequence length stays
+    symbolic in ``torch.export``. Padding after EOT does not change the output, because of the mask.
 
     ``token_embedding`` may be replaced by any module mapping (1, L) ids to (1, L, width), e.g. an
     int8 lookup table for a quantised program.
@@ -47,18 +47,9 @@ class TextEncoderForExport(nn.Module):
         self.context_length = int(text.positional_embedding.shape[0])
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        length = tokens.shape[1]
-        x = self.token_embedding(tokens) + self.positional_embedding[:length]
-        pos = torch.arange(length, device=tokens.device)
-        mask = torch.zeros(length, length, dtype=x.dtype, device=x.device).masked_fill(
-            pos[None, :] > pos[:, None], float("-inf")
-        )
-        for block in self.resblocks:
-            x = block(x, attn_mask=mask)
-        x = self.ln_final(x)
-        eot = tokens.argmax(dim=-1)  # (B,)
-        x = torch.gather(x, 1, eot[:, None, None].expand(-1, 1, x.shape[-1])).squeeze(1)  # (B, width)
-        return F.normalize(x @ self.text_projection, dim=-1)
+        mask = causal_mask(tokens.shape[1], self.positional_embedding)
+        return text_tower_forward(tokens, self.token_embedding, self.positional_embedding, self.resblocks, self.ln_final,
+                                  self.text_projection, mask, normalize=True)
 
 
 def image_example(image_size: int) -> tuple[torch.Tensor]:

@@ -6,6 +6,8 @@ Layout of a bundle directory::
     tokenizer.json                         kind, context length, special ids, cleaning rule, its file's name
     bpe_simple_vocab_16e6.txt.gz           open_clip's BPE merges (the vocabulary is derived from them), or
     vocab.txt                              a BERT WordPiece vocabulary (tokenizer.json kind "wordpiece")
+
+The tokenizer's kinds and file names are ``formats.tokenizer_files``'s.
     student_image_<backend>_<precision>.<ext>
     student_text_<backend>_<precision>.<ext>
 
@@ -15,23 +17,28 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from formats.digest import sha256_file
 from formats.errors import FormatError
 from formats.jsonfile import read_json_object
+from formats.tokenizer_files import (  # noqa: F401 - the tokenizer names are this module's public names too
+    BPE,
+    TOKENIZER_CONFIG,
+    WORDPIECE,
+    is_plain_name,
+    tokenizer_kind,
+    vocabulary_name,
+)
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-TOKENIZER_CONFIG = "tokenizer.json"
 MAX_EMBED_DIM = 65536
 MAX_CONTEXT = 8192  # tokens; CLIP-like text towers use 77 to a few hundred
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-WORDPIECE = "wordpiece"  # tokenizer.json kinds: BERT WordPiece (vocab.txt) ...
-BPE = "bpe"  # ... or open_clip's byte-level BPE (merges file)
 
 
 class BundleError(FormatError):
@@ -93,12 +100,7 @@ def _whole(value: Any, low: int, high: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
-def _inside(rel: Any) -> bool:
-    """A name that stays inside the bundle: relative, POSIX, no '..', no empty or odd parts."""
-    if not isinstance(rel, str) or not rel or "\\" in rel or "\0" in rel:
-        return False
-    parts = PurePosixPath(rel).parts
-    return not rel.startswith("/") and all(p not in ("..", ".", "") for p in parts) and ":" not in parts[0]
+_inside = is_plain_name  # a name that stays inside the bundle
 
 
 def manifest_problems(manifest: Any, tokenizer_config: Any = None) -> list[str]:
@@ -132,19 +134,15 @@ def manifest_problems(manifest: Any, tokenizer_config: Any = None) -> list[str]:
     if not isinstance(manifest.get("precision"), str):
         problems.append(f"precision {manifest.get('precision')!r} is not a name")
     if tokenizer_config is not None:
-        kind = tokenizer_kind(tokenizer_config)
-        key, what = ("vocab_file", "vocabulary") if kind == WORDPIECE else ("bpe_file", "BPE")
-        name = tokenizer_config.get(key) if isinstance(tokenizer_config, dict) else None
-        if not _inside(name) or name not in files:
-            problems.append(f"tokenizer.json names {what} file {name!r}, which is not a file listed in the bundle")
+        try:
+            name = vocabulary_name(tokenizer_config)
+        except FormatError as e:
+            problems.append(str(e))
+        else:
+            if name not in files:
+                what = "vocabulary" if tokenizer_kind(tokenizer_config) == WORDPIECE else "BPE"
+                problems.append(f"tokenizer.json names {what} file {name!r}, which is not a file listed in the bundle")
     return problems
-
-
-def tokenizer_kind(tokenizer_config: Any) -> str:
-    """``tokenizer.json``'s kind: WORDPIECE (BERT WordPiece, ``vocab_file``) or BPE (open_clip, ``bpe_file``;
-    bundles written before WordPiece name it ``open_clip.SimpleTokenizer``)."""
-    kind = tokenizer_config.get("kind") if isinstance(tokenizer_config, dict) else None
-    return WORDPIECE if kind == WORDPIECE else BPE
 
 
 def load_manifest(bundle_dir: Path) -> dict[str, Any]:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from formats.errors import FormatError
 from formats.manifest import MANIFEST
+from formats.run_card import RUN_CARD
 
-RUN_CONFIG = "student.json"  # compression.checkpoint.STUDENT_CONFIG: a run directory's model card
+RUN_CONFIG = RUN_CARD  # a run directory's model card (formats.run_card)
 
 RUN, BUNDLE, BUNDLES = "run", "bundle", "bundles"
 

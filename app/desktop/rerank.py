@@ -20,6 +20,7 @@ from app.desktop.checkpoint_tokenizer import checkpoint_tokenizer
 from app.engine.decode import DecodeLimits, ImagePreprocess, PhotoDecodeError, load_photo
 from app.engine.runtimes.base import ModelLoadError, l2_normalize
 from app.engine.search import SearchResult
+from formats.run_card import CONTEXT_LENGTH, OPEN_CLIP_TOKENIZER, TOKENIZER_MODEL
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ class TeacherReranker:
         self.model = freeze(model)
         ctx = int(model.positional_embedding.shape[0])
         self.tokenizer = checkpoint_tokenizer(
-            {"kind": "open_clip", "model": meta["model"], "context_length": ctx}, str(run_dir / TEACHER_CONFIG))
+            {"kind": OPEN_CLIP_TOKENIZER, TOKENIZER_MODEL: meta["model"], CONTEXT_LENGTH: ctx},
+            str(run_dir / TEACHER_CONFIG))
         self.limits = limits or DecodeLimits()
         self._torch = torch
         self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()

@@ -11,6 +11,8 @@ from app.desktop.checkpoint_tokenizer import checkpoint_tokenizer
 from app.engine.decode import ImagePreprocess
 from app.engine.runtimes.base import Encoders, ModelLoadError, l2_normalize
 from formats.digest import sha256_file
+from formats.errors import FormatError
+from formats.run_card import ASSEMBLED_STUDENT, read_run_card
 from formats.text import cut_batch
 
 logger = logging.getLogger(__name__)
@@ -27,12 +29,11 @@ def default_index_threads(decode_workers: int = 2) -> int:
 
 
 def _is_assembled(run_dir: Path) -> bool:
-    """A clip art run (``kind: assembled-student`` in student.json) rather than an open_clip-style student."""
-    import json
-
+    """A clip art run (``kind: assembled-student`` in student.json, ``formats.run_card``) rather than an
+    open_clip-style student."""
     try:
-        return json.loads((run_dir / "student.json").read_text()).get("kind") == "assembled-student"
-    except (OSError, ValueError, AttributeError):
+        return read_run_card(run_dir).kind == ASSEMBLED_STUDENT
+    except FormatError:
         return False  # load_student names what is wrong with the file
 
 

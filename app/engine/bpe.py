@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from app.engine.clip_split import clip_split
+from formats.tokenizer_files import TOKENIZER_CONFIG, tokenizer_files
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +73,13 @@ class BpeTokenizer:
     def from_bundle(cls, root: str | Path) -> BpeTokenizer:
         """From a bundle's ``tokenizer.json`` (written by export.bundle) and the BPE file it names."""
         root = Path(root)
-        path = root / "tokenizer.json"
+        path = root / TOKENIZER_CONFIG
         try:
             config: dict[str, Any] = json.loads(path.read_text())
-            bpe, ctx = root / config["bpe_file"], int(config["context_length"])
+            ctx = int(config["context_length"])
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ValueError(f"tokenizer config {path} cannot be read: {e}") from e
-        if not bpe.is_file():
-            raise ValueError(f"tokenizer BPE file {bpe} (named in {path}) not found")
+        bpe = tokenizer_files(root, config, str(path)).vocabulary
         tok = cls(bpe, ctx, config.get("clean", "lower"))
         for key in ("sot_token_id", "eot_token_id", "vocab_size"):
             if key in config and config[key] != getattr(tok, key):

@@ -1,22 +1,25 @@
 """Search queries -> token ids: cleaning, length caps and a clear error for queries with nothing in them.
 
-The tokenizer itself is open_clip's byte-level BPE, built either from a checkpoint's tokenizer info
-(the training tokenizer, desktop only: ``app.desktop.checkpoint_tokenizer``) or from a bundle's own
-files (``app.engine.bpe``); both give
-(B, context_length) ids with ``<start_of_text>`` first and ``<end_of_text>`` (the highest id) last,
-truncated to the context length by open_clip. Emoji and any other Unicode go through BPE bytes.
+The tokenizer itself is picked by the kind its files have (``formats.tokenizer_files``): open_clip's
+byte-level BPE (``app.engine.bpe``; or the training tokenizer of a checkpoint, desktop only:
+``app.desktop.checkpoint_tokenizer``) or BERT WordPiece (``app.engine.wordpiece``). Both give
+(B, context_length) ids, zero padded after the sequence's last token (EOT, [SEP]); BPE puts
+``<start_of_text>`` first and ``<end_of_text>`` (the highest id) last, truncated to the context length
+as open_clip does. Emoji and any other Unicode go through BPE bytes.
 """
 from __future__ import annotations
 
 import logging
 import unicodedata
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from formats.errors import UserError
 from formats.text import sequence_length
+from formats.tokenizer_files import WORDPIECE, tokenizer_files
 
 logger = logging.getLogger(__name__)
 
@@ -66,3 +69,29 @@ class QueryTokenizer:
         if length <= 2:
             raise QueryError(f"query {text[:40]!r} has nothing the model can read once cleaned")
         return tokens[:, :length]
+
+
+def tokenizer_from_files(root: Path, config: dict[str, Any], context_length: int,
+                         info: dict[str, Any] | None = None) -> QueryTokenizer:
+    """The query tokenizer of the files in ``root`` that ``config`` (a bundle's ``tokenizer.json``)
+    describes, by kind: WordPiece from its vocabulary, else open_clip BPE from its merges.
+
+    Raises FormatError (a ValueError) naming the file when the description or the files are unusable.
+    """
+    files = tokenizer_files(root, config)
+    if files.kind == WORDPIECE:
+        return wordpiece_tokenizer(files.vocabulary, bool(config.get("lowercase", True)), context_length, info)
+    from app.engine.bpe import BpeTokenizer  # imported when a model needs it (launch time)
+
+    return QueryTokenizer(BpeTokenizer.from_bundle(root), context_length, info)
+
+
+def wordpiece_tokenizer(vocabulary: Path, lowercase: bool, context_length: int,
+                        info: dict[str, Any] | None = None) -> QueryTokenizer:
+    """BERT WordPiece on ``vocab.txt``, lowercasing and stripping accents or neither (as BERT's uncased
+    and cased models do): a bundle's tokenizer and a clip art run's alike."""
+    from app.engine.wordpiece import WordPieceTokenizer  # imported when a model needs it (launch time)
+
+    wordpiece = WordPieceTokenizer.from_files(vocabulary)
+    wordpiece.lowercase = wordpiece.strip_accents = lowercase
+    return QueryTokenizer(lambda texts: wordpiece(texts, context_length), context_length, info)

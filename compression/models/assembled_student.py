@@ -20,6 +20,9 @@ from compression.models.assembled import (
     image_grid_tokens,
 )
 from compression.models.student import select_text_layers
+from formats.errors import FormatError
+from formats.run_card import ASSEMBLED_STUDENT, STUDENT_WEIGHTS, read_run_card  # export.assembled imports the name here
+from formats.tokenizer_files import VOCAB_FILE, WORDPIECE
 
 logger = logging.getLogger(__name__)
 
@@ -125,10 +128,6 @@ def student_shared_config(teacher_cfg: SharedEncoderConfig, cfg: AssembledStuden
     return replace(teacher_cfg, layers=cfg.shared_layers)
 
 
-STUDENT_CONFIG = "student.json"  # what save_student (compression.clipart_pipeline) writes next to the weights
-STUDENT_WEIGHTS = "student.safetensors"
-
-
 def load_assembled_student(run_dir) -> tuple[AssembledStudent, dict]:
     """The AssembledStudent of a ``--config clipart`` run folder, rebuilt from student.json + its safetensors
     alone (no weights packages: the frozen Lite0 tower's weights are in the safetensors too), in eval mode.
@@ -140,14 +139,14 @@ def load_assembled_student(run_dir) -> tuple[AssembledStudent, dict]:
     import timm
     from transformers import BertConfig, BertModel, BertTokenizer
 
-    from compression.checkpoint import CheckpointError, load_weights, read_json
+    from compression.checkpoint import CheckpointError, load_weights
     from compression.models.pretrained_towers import EFFICIENTNET_LITE
 
     run_dir = Path(run_dir)
-    cfg_path = run_dir / STUDENT_CONFIG
-    meta = read_json(cfg_path, "student config")
-    if meta.get("kind") != "assembled-student":
-        raise CheckpointError(f"{cfg_path}: kind {meta.get('kind')!r}, expected 'assembled-student'")
+    card = read_run_card(run_dir, CheckpointError)
+    cfg_path, meta = card.path, card.data
+    if card.kind != ASSEMBLED_STUDENT:
+        raise CheckpointError(f"{cfg_path}: kind {meta.get('kind')!r}, expected {ASSEMBLED_STUDENT!r}")
     try:
         cfg = AssembledStudentConfig(meta["image_tower"], int(meta["text_layers"]), int(meta["shared_layers"]))
         tower_arch = EFFICIENTNET_LITE[cfg.image_tower][0]
@@ -156,11 +155,12 @@ def load_assembled_student(run_dir) -> tuple[AssembledStudent, dict]:
         tok = meta["tokenizer"]
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{cfg_path}: cannot rebuild the assembled student: {type(e).__name__}: {e}") from e
-    if tok.get("kind") != "wordpiece":
-        raise CheckpointError(f"{cfg_path}: tokenizer kind {tok.get('kind')!r}, expected 'wordpiece'")
-    vocab = run_dir / tok["vocab"]
-    if not vocab.is_file():
-        raise CheckpointError(f"{vocab} not found (student.json's tokenizer.vocab)")
+    try:
+        files = card.tokenizer_files()
+    except FormatError as e:
+        raise CheckpointError(str(e)) from e
+    if files is None or files.kind != WORDPIECE or files.vocabulary.name != VOCAB_FILE:
+        raise CheckpointError(f"{cfg_path}: tokenizer {tok!r}, expected kind {WORDPIECE!r} with vocab {VOCAB_FILE!r}")
     # from_pretrained reads vocab.txt (transformers 5 takes a parsed vocabulary, not a path, in the constructor)
     tokenizer = BertTokenizer.from_pretrained(str(run_dir), local_files_only=True,
                                               do_lower_case=bool(tok.get("lowercase", True)))

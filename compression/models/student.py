@@ -15,6 +15,7 @@ from torch import nn
 
 from compression.config import ConfigError
 from compression.models.teacher import Preprocess
+from compression.models.text_tower import text_tower_forward
 from compression.models.weights import WeightsUnavailableError, weights_failure
 
 logger = logging.getLogger(__name__)
@@ -122,14 +123,8 @@ class StudentTextEncoder(nn.Module):
         length = text.shape[1]
         if length > self.context_length:
             raise ValueError(f"token sequence of length {length} exceeds context length {self.context_length}")
-        x = self.token_embedding(text) + self.positional_embedding[:length]
-        mask = self.attn_mask[:length, :length]
-        for block in self.resblocks:
-            x = block(x, attn_mask=mask)
-        x = self.ln_final(x)
-        x = x[torch.arange(x.shape[0], device=x.device), text.argmax(dim=-1)]
-        x = x @ self.text_projection
-        return F.normalize(x, dim=-1) if normalize else x
+        return text_tower_forward(text, self.token_embedding, self.positional_embedding, self.resblocks, self.ln_final,
+                                  self.text_projection, self.attn_mask[:length, :length], normalize)
 
     @classmethod
     def from_teacher(cls, teacher: nn.Module, layer_ids: list[int]) -> StudentTextEncoder:

@@ -9,8 +9,12 @@ import torch
 from torch import nn
 
 from compression.config import ConfigError
+from compression.models.text_tower import text_tower_forward
 from compression.models.weights import WeightsUnavailableError, weights_failure
+from formats.atomic import atomic_write_bytes
 from formats.preprocess import Preprocess
+from formats.run_card import CONTEXT_LENGTH, OPEN_CLIP_TOKENIZER, TOKENIZER_MODEL
+from formats.tokenizer_files import BPE, BPE_FILE, FILE_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +115,19 @@ def build_tokenizer(model_name: str, context_length: int | None = None):
     return open_clip.get_tokenizer(model_name, context_length=context_length)
 
 
+def write_run_tokenizer_files(model_name: str, context_length: int, run_dir: Path) -> dict:
+    """Copy ``model_name``'s BPE merges file next to the run's student.json; returns the card's tokenizer
+    section (``formats.run_card``): ``{kind: "open_clip", model, context_length, bpe_file}``, without
+    ``bpe_file`` for a tokenizer that is not open_clip's BPE (it has no such file to carry)."""
+    from open_clip.tokenizer import SimpleTokenizer, default_bpe
+
+    section = {"kind": OPEN_CLIP_TOKENIZER, TOKENIZER_MODEL: model_name, CONTEXT_LENGTH: context_length}
+    if isinstance(build_tokenizer(model_name, context_length), SimpleTokenizer):
+        atomic_write_bytes(Path(run_dir) / BPE_FILE, Path(default_bpe()).read_bytes())
+        section[FILE_KEY[BPE]] = BPE_FILE
+    return section
+
+
 def freeze(module: nn.Module) -> nn.Module:
     """Frozen teacher convention: no gradients, eval mode."""
     module.requires_grad_(False)
@@ -133,10 +150,10 @@ def set_trainable_towers(model: nn.Module, image: bool, text: bool) -> None:
 def encode_text_at_length(model: nn.Module, text: torch.Tensor, normalize: bool = False) -> torch.Tensor:
     """``model.encode_text`` for token sequences cut shorter than the context length.
 
-    Same computation as open_clip's CLIP.encode_text (token + positional embedding, causal
-    transformer, ln_final, EOT pooling, projection) with the positional embedding and causal mask
-    sliced to the sequence length: the causal mask makes the EOT output independent of the padding
-    after it, so the result equals the full-length one while padding costs nothing. Models without
+    Same computation as open_clip's CLIP.encode_text (``compression.models.text_tower.text_tower_forward``)
+    with the positional embedding and causal mask sliced to the sequence length: the causal mask makes
+    the EOT output independent of the padding after it, so the result equals the full-length one while
+    padding costs nothing. Models without
     that structure (CustomTextCLIP) fall back to their own encode_text on the full context.
     """
     if getattr(model, "accepts_short_text", False):  # the student encodes at any length natively
@@ -144,15 +161,9 @@ def encode_text_at_length(model: nn.Module, text: torch.Tensor, normalize: bool 
     if not hasattr(model, "transformer") or getattr(model, "text_pool_type", "argmax") != "argmax":
         return model.encode_text(_pad_to_context(model, text), normalize=normalize)
     length = text.shape[1]
-    x = model.token_embedding(text) + model.positional_embedding[:length]
     mask = model.attn_mask[:length, :length] if model.attn_mask is not None else None
-    x = model.transformer(x, attn_mask=mask)
-    x = model.ln_final(x)
-    x = x[torch.arange(x.shape[0], device=x.device), text.argmax(dim=-1)]
-    proj = model.text_projection
-    if proj is not None:
-        x = proj(x) if isinstance(proj, nn.Linear) else x @ proj
-    return torch.nn.functional.normalize(x, dim=-1) if normalize else x
+    return text_tower_forward(text, model.token_embedding, model.positional_embedding, model.transformer,
+                              model.ln_final, model.text_projection, mask, normalize)
 
 
 def text_encoder(model: nn.Module):

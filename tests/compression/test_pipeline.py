@@ -28,6 +28,25 @@ def test_run_dir_is_complete_and_self_describing(tiny_run):
     assert "teacher, fine-tuned" in report and "student (this run)" in report and "RSUM" in report
 
 
+def test_run_dir_carries_its_tokenizer_file(tiny_run):
+    """A run directory is self-contained: the BPE merges its student.json names are next to it, and
+    open_clip's tokenizer built from that file gives the training tokenizer's ids."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    from compression.models.teacher import build_tokenizer
+    from formats.run_card import read_run_card
+    from formats.tokenizer_files import BPE, BPE_FILE
+
+    run_dir = tiny_run[1] / "runs" / "tiny"
+    card = read_run_card(run_dir)
+    files = card.tokenizer_files()
+    assert (files.kind, files.vocabulary) == (BPE, run_dir / BPE_FILE)
+    tok = card.tokenizer()
+    texts = ["a red circle to the left of a blue box", "", "Ünïcode & émoji 🙂"]
+    carried = SimpleTokenizer(bpe_path=str(files.vocabulary), context_length=tok["context_length"])
+    assert (carried(texts) == build_tokenizer(tok["model"], tok["context_length"])(texts)).all()
+
+
 def test_student_checkpoint_rebuilds_alone(tiny_run):
     cfg, root, metrics = tiny_run
     run_dir = root / "runs" / "tiny"

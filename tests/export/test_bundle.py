@@ -106,3 +106,29 @@ def test_destination_checks(tmp_path):
     blocker.write_text("")
     with pytest.raises(BundleError, match=str(blocker)):
         check_destination(blocker / "bundle")
+
+
+def test_the_tokenizer_files_come_from_the_run_directory(tmp_path):
+    """A run directory carries its BPE merges (formats.run_card); export copies that file, and a carried
+    file that does not reproduce the training tokenizer is refused, naming the bundle."""
+    import gzip
+
+    from compression.models.teacher import write_run_tokenizer_files
+    from export.bundle import write_tokenizer_files
+    from formats.run_card import FORMAT_VERSION, RUN_CARD, SPEC, TOKENIZER, VERSION
+    from formats.tokenizer_files import BPE_FILE
+
+    run = tmp_path / "run"
+    run.mkdir()
+    section = write_run_tokenizer_files("synthclip-tiny", 32, run)
+    (run / RUN_CARD).write_text(json.dumps({VERSION: FORMAT_VERSION, SPEC: {}, TOKENIZER: section}))
+    (tmp_path / "ok").mkdir()
+    write_tokenizer_files(section, tmp_path / "ok", run)
+    assert (tmp_path / "ok" / BPE_FILE).read_bytes() == (run / BPE_FILE).read_bytes()
+    with gzip.open(run / BPE_FILE, "rt") as f:
+        lines = f.read().split("\n")
+    with gzip.open(run / BPE_FILE, "wt") as f:  # most merges gone: a smaller vocabulary, other ids
+        f.write("\n".join(lines[:1000]))
+    (tmp_path / "bad").mkdir()
+    with pytest.raises(BundleError, match="do not reproduce the tokenizer of 'synthclip-tiny'"):
+        write_tokenizer_files(section, tmp_path / "bad", run)

@@ -1,6 +1,6 @@
 """What every bundle runtime reads from a verified export bundle: preprocessing, tokenizer, sizes, identity.
 
-The bundle format (manifest.json with sha256 of every file, tokenizer.json + BPE file, one program
+The bundle format (manifest.json with sha256 of every file, tokenizer.json + its vocabulary file, one program
 per encoder) is defined by ``formats.manifest``; this module reuses its readers.
 """
 from __future__ import annotations
@@ -14,21 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from app.engine.bpe import BpeTokenizer
 from app.engine.decode import ImagePreprocess
 from app.engine.runtimes.base import ModelLoadError
-from app.engine.tokenizer import QueryTokenizer
-from app.engine.wordpiece import WordPieceTokenizer
+from app.engine.tokenizer import QueryTokenizer, tokenizer_from_files
 from formats.manifest import (  # noqa: F401 - MAX_* and manifest_problems are this module's public names too
     MAX_CONTEXT,
     MAX_EMBED_DIM,
-    WORDPIECE,
+    TOKENIZER_CONFIG,
     BundleError,
     _whole,
     load_manifest,
     manifest_problems,
     text_input_length,
-    tokenizer_kind,
     verify_bundle,
 )
 
@@ -63,16 +60,6 @@ class BundleInfo:
         return out
 
 
-def bundle_tokenizer(root: Path, tokenizer_config: dict[str, Any], context_length: int,
-                     info: dict[str, Any]) -> QueryTokenizer:
-    """The query tokenizer that tokenizer.json's kind names: WordPiece from ``vocab_file``, else open_clip BPE."""
-    if tokenizer_kind(tokenizer_config) == WORDPIECE:
-        wordpiece = WordPieceTokenizer.from_files(root / tokenizer_config["vocab_file"])
-        wordpiece.lowercase = wordpiece.strip_accents = bool(tokenizer_config.get("lowercase", True))
-        return QueryTokenizer(lambda texts: wordpiece(texts, context_length), context_length, info)
-    return QueryTokenizer(BpeTokenizer.from_bundle(root), context_length, info)
-
-
 def read_bundle(root: str | Path, verify: bool = True) -> BundleInfo:
     """Load manifest.json and (``verify``) check every file against its sha256. Raises ModelLoadError."""
     root = Path(root)
@@ -82,9 +69,9 @@ def read_bundle(root: str | Path, verify: bool = True) -> BundleInfo:
     except (OSError, ValueError):
         raw = None  # load_manifest names what is wrong with the file
     try:
-        tokenizer_config = json.loads((root / "tokenizer.json").read_text()) if raw is not None else None
+        tokenizer_config = json.loads((root / TOKENIZER_CONFIG).read_text()) if raw is not None else None
     except (OSError, ValueError) as e:
-        raise ModelLoadError(f"{root / 'tokenizer.json'} cannot be read: {e}") from e
+        raise ModelLoadError(f"{root / TOKENIZER_CONFIG} cannot be read: {e}") from e
     problems = manifest_problems(raw, tokenizer_config) if raw is not None else []
     if problems:
         raise ModelLoadError(f"{where}: " + "; ".join(problems))
@@ -96,7 +83,7 @@ def read_bundle(root: str | Path, verify: bool = True) -> BundleInfo:
     try:
         preprocess = ImagePreprocess.from_dict(manifest.get("preprocess") or image, f"{where}: image")
         ctx = int(text.get("context_length") or manifest["tokenizer"]["context_length"])
-        tokenizer = bundle_tokenizer(root, tokenizer_config, ctx, manifest["tokenizer"])  # torch-free
+        tokenizer = tokenizer_from_files(root, tokenizer_config, ctx, manifest["tokenizer"])  # torch-free
     except (ValueError, KeyError, TypeError, OSError, EOFError, zlib.error) as e:  # e.g. a BPE file not gzip
         raise ModelLoadError(f"{where}: cannot build preprocessing/tokenizer: {e}") from e
     source = manifest.get("source") or {}
