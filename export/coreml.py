@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from export.bundle import staged_bundle, write_manifest, write_tokenizer_files
-from export.cli import add_common_arguments, configure_logging, prepare_export, run_command
+from export.cli import add_common_arguments, configure_logging, default_out_dir, prepare_export, run_command
 from export.coreml_package import validate_package, weight_storage  # noqa: F401 - weight_storage: public here too
 from export.errors import ExportError, first_line
 from export.parity import record_parity
@@ -245,7 +245,15 @@ def export_coreml(
     L2-normalised. text package: input ``tokens`` (1, L) int32, L one of the buckets (zero-padded
     after EOT) or any L in [2, context] -> ``embedding`` (1, D) float32, L2-normalised.
     With ``verify``: structural validation always; parity on macOS (skipped with the reason elsewhere).
+    An assembled student's run (``--config clipart``) goes to export.assembled_coreml.
     """
+    from export.assembled import is_assembled_run
+
+    if is_assembled_run(run_dir):  # Lite0 + WordPiece text tower
+        from export.assembled_coreml import export_assembled_coreml
+
+        out = Path(out_dir) if out_dir is not None else default_out_dir(run_dir, BACKEND, precision, DEFAULT_PRECISION)
+        return export_assembled_coreml(Path(run_dir), out, precision, verify, target, text_shapes)
     out_dir, source = prepare_export(
         run_dir, out_dir, "coreml", "Core ML", precision, PRECISIONS, DEFAULT_PRECISION
     )
