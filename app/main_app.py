@@ -24,17 +24,11 @@ from kivy.properties import (
 )
 from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
 
-from app.controller import (
-    AppController,
-    IndexOutcome,
-    IndexProgress,
-    LibraryStats,
-    OpenedLibrary,
-    ScanSummary,
-)
+from app.controller import AppController
 from app.engine import SearchResult
 from app.gallery_settings import GallerySettings
 from app.launch import LaunchOptions
+from app.library_events import IndexOutcome, IndexProgress, LibraryStats, OpenedLibrary, ScanSummary
 from app.platform import PlatformName, default_data_dir, detect_platform, load_bridge
 
 logger = logging.getLogger(__name__)

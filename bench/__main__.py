@@ -3,7 +3,7 @@
     python -m bench --quick                    # a few minutes: smaller sizes, fewer repeats
     python -m bench                            # the full run whose results are committed (see below)
     python -m bench --only search,quality      # some sections; the others' results stay as they were
-    python -m bench --model bundles/offline-executorch   # the engine on ExecuTorch instead of PyTorch
+    python -m bench --model bundles/synthetic-executorch   # the engine on ExecuTorch instead of PyTorch
 
 Sections (one module each under bench/, run in this order):
 
@@ -22,7 +22,7 @@ run. Every file is written atomically: an interrupted run leaves the previous re
 
 The full run, for the committed results, on an idle machine (nothing else running):
 
-    python -m bench --model runs/offline
+    python -m bench --model runs/synthetic    # python -m compression.run --config synthetic
 
 How long each section took is its ``wall_s`` in bench/results/<section>.json (and in results.md);
 encoders dominate (lowering the real-size towers to ExecuTorch in 2 worker processes), then search
@@ -53,7 +53,7 @@ logger = logging.getLogger("bench")
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "bench" / "results"
-DEFAULT_MODEL = REPO / "runs" / "offline"
+DEFAULT_MODEL = REPO / "runs" / "synthetic"  # the 32-px synthetic student: the committed results' model
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench",
         description="Measure pocketclip on this machine: encoders, search, indexing, startup and quality, "
         "side by side in one run. Writes one JSON per section, results.md and PNG plots to --out.",
-        epilog="The full run for the committed results: `python -m bench --model runs/offline` on an idle "
+        epilog="The full run for the committed results: `python -m bench --model runs/synthetic` on an idle "
         "machine (its time and memory: see bench/__main__.py and bench/results/*.json).",
     )
     p.add_argument(
@@ -142,10 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=DEFAULT_MODEL,
         help="the model to measure the engine with: a compression run directory (student.json; "
-        "PyTorch) such as runs/offline, or one export bundle (manifest.json; ExecuTorch) such as "
-        "bundles/offline-executorch. Sets the search's embedding size; indexing, startup and "
+        "PyTorch) such as runs/synthetic, or one export bundle (manifest.json; ExecuTorch) such as "
+        "bundles/synthetic-executorch. Sets the search's embedding size; indexing, startup and "
         "quality need it and are skipped, with the reason recorded, when it does not exist "
-        "(default: runs/offline)",
+        "(default: runs/synthetic, the synthetic benchmark's student)",
     )
     p.add_argument(
         "--threads",
@@ -185,7 +185,7 @@ def _model_status(model: Path) -> str | None:
 
     if not model.exists():
         return (
-            f"model {display_path(model)} does not exist: train it with `make run` (runs/offline) or pass "
+            f"model {display_path(model)} does not exist: train it with `python -m compression.run --config synthetic` (runs/synthetic) or pass "
             f"--model with a run directory or an export bundle"
         )
     try:

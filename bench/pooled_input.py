@@ -1,7 +1,7 @@
 """A model's encoders behind a larger input: the indexing pipeline of a 224-px model, with a cheap encoder.
 
 The engine decodes and preprocesses every photo at the size the model asks for, so a 224-px model
-(ViT-S/16, ViT-B/32) pays a larger decode and resize than the offline 32-px student. This wrapper asks
+(ViT-S/16, ViT-B/32) pays a larger decode and resize than the synthetic 32-px student. This wrapper asks
 for ``input_size`` pixels and average-pools them down to the wrapped model's size before encoding:
 decode, preprocessing, batching and the store run exactly as for a 224-px model, while the encoder's
 cost stays the small model's. It measures the pipeline against the decode limit, not a 224-px

@@ -1,6 +1,6 @@
 """`python -m compression.ablation`: the paper's ablation table (full recipe vs w/o stage 1, KD, HN, sequential).
 
-The "full recipe" row is the main job's own run (``runs/offline`` for the offline default: run or
+The "full recipe" row is the main job's own run (``runs/synthetic`` for the synthetic benchmark, its default base: run or
 resumed here, a no-op when `python -m compression.run` has finished). Variants share the phases
 their configs have in common with it: the full run keeps every phase's weights
 (``keep_phase_checkpoints``), and each variant starts from a copy of the shared ones (e.g. "w/o KD"
@@ -82,7 +82,7 @@ def ablation_table(results: dict[str, dict], ks: list[int]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m compression.ablation", description=__doc__.splitlines()[0].split(": ", 1)[1])
-    p.add_argument("--config", default=None, help="base config (default: offline)")
+    p.add_argument("--config", default=None, help="base config of the open_clip pipeline (default: synthetic, the synthetic benchmark)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override for every variant")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME",
                    help=f"which rows to run (default: all): {', '.join(VARIANTS)}")
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = run_pipeline(cfg, run_dir, cache, progress=not args.no_progress)
         results[name] = metrics["retrieval"]["student"]
     table = ablation_table(results, cfg.eval.ks)
-    text = f"# Ablation of the student recipe\n\nTest split, student recall@K. Base config: {args.config or 'offline'}.\n\n{table}\n"
+    text = f"# Ablation of the student recipe\n\nTest split, student recall@K. Base config: {args.config or 'synthetic'}.\n\n{table}\n"
     atomic_write_bytes(args.out / "report.md", text.encode())
     atomic_write_json(args.out / "results.json", results)
     print(text)

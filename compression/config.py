@@ -21,7 +21,10 @@ def default_cache_dir() -> Path:
     """Where generated data and from-scratch teachers are cached by default: $XDG_CACHE_HOME/pocketclip."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "pocketclip"
-DEFAULT_CONFIG = CONFIG_DIR / "offline.yaml"
+# `python -m compression.run` with no --config: the offline default (the clip art pipeline, runs/offline)
+RUN_DEFAULT_CONFIG = CONFIG_DIR / "offline.yaml"
+# the open_clip pipeline's schema default (load_config(None)): the synthetic benchmark
+DEFAULT_CONFIG = CONFIG_DIR / "synthetic.yaml"
 
 
 class ConfigError(UserError, ValueError):
@@ -138,7 +141,7 @@ class EvalConfig:
 
 @dataclass
 class RunConfig:
-    name: str = "offline"  # run directory name under runs/
+    name: str = "synthetic"  # run directory name under runs/
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     num_workers: int = 0  # DataLoader workers
@@ -250,13 +253,16 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML config (default: the offline one) and apply ``key.path=value`` overrides.
+    """Read a YAML config of the open_clip pipeline (default: the synthetic benchmark) and apply ``key.path=value`` overrides.
 
     Overrides are parsed as YAML scalars (``stage2.kd_weight=0``, ``student.text_layers=6``).
     A YAML file may name a ``base:`` config (relative to itself) whose values it overrides.
     """
     path = Path(path) if path is not None else DEFAULT_CONFIG
     data = _read_yaml(path)
+    if data.get("pipeline", "clip") != "clip":
+        raise ConfigError(f"config {str(path)!r} is for the {data['pipeline']!r} pipeline, not the open_clip one: "
+                          f"run it with `python -m compression.run --config {path}`")
     _apply_overrides(data, overrides)
     return config_from_dict(data)
 

@@ -1,6 +1,8 @@
 """`python -m compression.run`: distil a CLIP teacher into a small dual encoder and evaluate it.
 
-With no arguments: the offline default (synthetic benchmark, teacher trained from scratch, CPU).
+With no arguments: the offline default (compression/configs/offline.yaml): the clip art pipeline, an assembled
+teacher (pretrained EfficientNet-Lite2 + MiniLM) compressed with MoTIS, on the CPU, into runs/offline.
+``--config synthetic``: the synthetic benchmark (teacher trained from scratch).
 Data-parallel on N GPUs (or N CPU processes): ``torchrun --nproc_per_node N -m compression.run ...``
 (see compression/distributed.py and the README's multi-GPU section).
 """
@@ -27,7 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog="Several GPUs or machines: put torchrun in front, e.g. `torchrun --standalone --nproc_per_node 8 "
         "-m compression.run --config paper-vitb32-vits16-text6`; batch sizes in the config are global batches.",
     )
-    p.add_argument("--config", default=None, help=f"YAML config file or bundled name ({bundled}); default: offline")
+    p.add_argument("--config", default=None, help=f"YAML config file or bundled name ({bundled}); default: offline, the clip art model; synthetic: the synthetic benchmark")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value, e.g. --set stage2.kd_weight=0 (repeatable)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent folder of run directories (default: runs)")
@@ -42,16 +44,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def pipeline_of(config: str | None) -> str:
     """Which pipeline a config runs: "clipart" (compression/clipart_pipeline.py) or "clip" (the open_clip one)."""
-    from compression.config import DEFAULT_CONFIG, read_config_dict
+    from compression.config import RUN_DEFAULT_CONFIG, read_config_dict
 
-    return read_config_dict(config or DEFAULT_CONFIG).get("pipeline", "clip")
+    return read_config_dict(config or RUN_DEFAULT_CONFIG).get("pipeline", "clip")
 
 
 def run_clipart_main(args: argparse.Namespace) -> int:
     """The clip art pipeline (assembled teacher -> MoTIS student), same flags as the open_clip one."""
     from compression.clipart_pipeline import load_clipart_config, run_clipart
+    from compression.config import RUN_DEFAULT_CONFIG
 
-    cfg = load_clipart_config(args.config, args.overrides)
+    cfg = load_clipart_config(args.config or RUN_DEFAULT_CONFIG, args.overrides)
     if args.name:
         cfg.name = args.name
     run_dir = args.runs_dir / cfg.name

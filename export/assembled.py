@@ -7,6 +7,8 @@ the engine's ``formats.text`` cut and ``lengths`` rule apply unchanged. The toke
 ``wordpiece`` and the bundled ``vocab.txt``; the engine reads it with ``app.engine.wordpiece``.
 Parity: ONNX Runtime vs PyTorch on seeded images and fixed captions (cosine), the text program at
 actual vs padded length, and the bundled tokenizer vs Hugging Face's.
+The wrappers and ``lower_assembled_executorch`` take the assembled teacher as well: bench.assembled_speed
+lowers both with them, so the teacher/student speed-up compares programs built the same way.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from compression.models.assembled import AssembledTeacher
 from compression.models.assembled_student import STUDENT_WEIGHTS, AssembledStudent, load_assembled_student
 from export.bundle import BundleError, check_destination, staged_bundle, write_manifest
 from export.errors import ExportError
@@ -30,29 +33,32 @@ logger = logging.getLogger(__name__)
 
 MIN_TEXT_LENGTH = 2  # [CLS] [SEP]
 PARITY_COS_MIN = 0.99999  # fp32: the same computation, different kernels
+AssembledModel = AssembledTeacher | AssembledStudent  # what the export wrappers and the lowering accept
 PROBE_TEXTS = ["a red apple on a table", "Two DOGS running, in the park!", "café naïve", "x " * 200, ""]
 
 
 class AssembledImageForExport(nn.Module):
-    """``image`` (B, 3, S, S) float32, normalised -> (B, D) float32, L2-normalised."""
+    """``image`` (B, 3, S, S) float32, normalised -> (B, D) float32, L2-normalised.
 
-    def __init__(self, student: AssembledStudent):
+    ``model``: the assembled teacher or its student (both have ``encode_image(images, normalize)``)."""
+
+    def __init__(self, model: AssembledModel):
         super().__init__()
-        self.student = student
+        self.model = model
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.student.encode_image(image, normalize=True)
+        return self.model.encode_image(image, normalize=True)
 
 
 class AssembledTextForExport(nn.Module):
-    """``tokens`` (1, L) int64 WordPiece ids, 0 = [PAD] -> (1, D) float32, L2-normalised."""
+    """``tokens`` (B, L) int64 WordPiece ids, 0 = [PAD] -> (B, D) float32, L2-normalised (teacher or student)."""
 
-    def __init__(self, student: AssembledStudent):
+    def __init__(self, model: AssembledModel):
         super().__init__()
-        self.student = student
+        self.model = model
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.student.encode_text(tokens, normalize=True)
+        return self.model.encode_text(tokens, normalize=True)
 
 
 def is_assembled_run(run_dir: Path) -> bool:
@@ -145,11 +151,34 @@ def assembled_manifest(backend: str, precision: str, names: dict[str, str], meta
     }
 
 
-def text_example(student: AssembledStudent) -> tuple[torch.Tensor]:
-    """(1, 5) ids [CLS] x x x [SEP]: neither 2 nor the maximum, so export keeps the length symbolic."""
-    tokens = torch.full((1, 5), 1000, dtype=torch.long)
-    tokens[0, 0], tokens[0, -1] = student.tokenizer.cls_token_id, student.tokenizer.sep_token_id
+def text_example(model: AssembledModel, batch: int = 1) -> tuple[torch.Tensor]:
+    """(batch, 5) ids [CLS] x x x [SEP]: neither 2 nor the maximum, so export keeps the length symbolic."""
+    tokens = torch.full((batch, 5), 1000, dtype=torch.long)
+    tokens[:, 0], tokens[:, -1] = model.tokenizer.cls_token_id, model.tokenizer.sep_token_id
     return (tokens,)
+
+
+def text_dynamic_shapes(context_length: int) -> tuple[dict[int, Any]]:
+    """The text program's length dimension: any L from [CLS] [SEP] to the context length."""
+    return ({1: torch.export.Dim("tokens", min=MIN_TEXT_LENGTH, max=context_length)},)
+
+
+def lower_assembled_executorch(model: AssembledModel, image_size: int, context_length: int,
+                               batch: int = 1) -> tuple[dict[str, bytes], dict[str, dict[str, Any]]]:
+    """The XNNPACK fp32 image and text programs of an assembled teacher or student: ({"image", "text"} ->
+    .pte bytes, the same keys -> export.executorch's facts).
+
+    image: (batch, 3, S, S) float32 -> (batch, D); text: (batch, L) int64 ids, 2 <= L <= context_length ->
+    (batch, D); both L2-normalised. The bundle uses batch 1; bench.assembled_speed lowers other batches too.
+    """
+    from export.executorch import lower_to_executorch
+
+    programs, facts = {}, {}
+    programs["image"], facts["image"] = lower_to_executorch(
+        AssembledImageForExport(model).eval(), (torch.zeros(batch, 3, image_size, image_size),), None, "image")
+    programs["text"], facts["text"] = lower_to_executorch(
+        AssembledTextForExport(model).eval(), text_example(model, batch), text_dynamic_shapes(context_length), "text")
+    return programs, facts
 
 
 def _student_to_export(run_dir: Path, out_dir: Path, precision: str):
@@ -173,7 +202,7 @@ def export_assembled_onnx(run_dir: Path, out_dir: Path, precision: str = "fp32",
         "image": to_onnx(AssembledImageForExport(student).eval(), (torch.zeros(2, 3, size, size),), "image",
                          ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},), "image"),
         "text": to_onnx(AssembledTextForExport(student).eval(), text_example(student), "tokens",
-                        ({1: torch.export.Dim("tokens", min=MIN_TEXT_LENGTH, max=ctx)},), "text"),
+                        text_dynamic_shapes(ctx), "text"),
     }
     with staged_bundle(out_dir) as staging:
         names = {enc: program_name(enc, precision) for enc in programs}
@@ -190,17 +219,11 @@ def export_assembled_onnx(run_dir: Path, out_dir: Path, precision: str = "fp32",
 
 def export_assembled_executorch(run_dir: Path, out_dir: Path, precision: str = "fp32", verify: bool = True) -> Path:
     """Write the ExecuTorch (XNNPACK) bundle of the assembled student in ``run_dir``; image batch 1."""
-    from export.executorch import lower_to_executorch
     from export.executorch import program_name as pte_name
     from export.runtimes import ExecuTorchEncoders
 
     student, meta, size, ctx = _student_to_export(run_dir, out_dir, precision)
-    programs, facts = {}, {}
-    programs["image"], facts["image"] = lower_to_executorch(
-        AssembledImageForExport(student).eval(), (torch.zeros(1, 3, size, size),), None, "image")
-    programs["text"], facts["text"] = lower_to_executorch(
-        AssembledTextForExport(student).eval(), text_example(student),
-        ({1: torch.export.Dim("tokens", min=MIN_TEXT_LENGTH, max=ctx)},), "text")
+    programs, facts = lower_assembled_executorch(student, size, ctx)
     with staged_bundle(out_dir) as staging:
         names = {enc: pte_name(enc, precision) for enc in programs}
         for enc, data in programs.items():

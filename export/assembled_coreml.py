@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from app.desktop.coreml_runtime import coreml_available
 from compression.models.assembled_student import load_assembled_student
 from export.assembled import (
-    MIN_TEXT_LENGTH,
     AssembledImageForExport,
     AssembledTextForExport,
     assembled_manifest,
     assembled_parity,
+    text_dynamic_shapes,
     text_example,
     write_wordpiece_files,
 )
@@ -48,7 +49,7 @@ from export.coreml import (
 )
 from export.coreml_package import validate_package
 from export.errors import ExportError
-from export.runtimes import CoreMLEncoders, _fit_tokens, coreml_prediction_available
+from export.runtimes import CoreMLEncoders, _fit_tokens
 from formats.manifest import text_input_length
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def coreml_parity(staging: Path, manifest: dict[str, Any], programs: dict[str, t
     traced = assembled_parity(ExportedProgramEncoders(programs, manifest), student, image_size, context_length)
     traced = {"what": "the torch.export programs given to coremltools, run by PyTorch (not the .mlpackage)",
               **{k: v for k, v in traced.items() if k != "status"}}
-    ok, why = coreml_prediction_available()
+    ok, why = coreml_available()
     if ok and manifest["precision"] == "fp32":
         return {**assembled_parity(CoreMLEncoders(staging, manifest), student, image_size, context_length),
                 "exported_program": traced}
@@ -111,7 +112,7 @@ def export_assembled_coreml(run_dir: Path, out_dir: Path, precision: str = DEFAU
         "image": export_program(AssembledImageForExport(student).eval(), (torch.zeros(1, 3, size, size),), None,
                                 "image"),
         "text": export_program(AssembledTextForExport(student).eval(), text_example(student),
-                               ({1: torch.export.Dim("tokens", min=MIN_TEXT_LENGTH, max=ctx)},), "text",
+                               text_dynamic_shapes(ctx), "text",
                                # BERT's mask has ops coremltools cannot convert (new_ones, __and__); decomposing
                                # those alone leaves the output's shape unknown to coremltools, decomposing all does not
                                decompositions=torch.export.default_decompositions()),

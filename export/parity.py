@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from app.desktop.coreml_runtime import coreml_available
 from compression.embedding import encode_tokens
 from compression.evaluate import recall_at_k
 from compression.models.teacher import build_tokenizer
@@ -28,7 +29,7 @@ from export.bundle import BundleError, load_tokenizer, path_bytes, verify_bundle
 from export.coreml_package import validate_package
 from export.errors import ExportError
 from export.parity_report import KS, EncoderParity, ParityReport, format_table
-from export.runtimes import coreml_prediction_available, open_encoders
+from export.runtimes import open_encoders
 from export.source import ExportSource, load_export_source
 from export.wrappers import export_wrappers
 from formats.cli import cli_main
@@ -131,7 +132,7 @@ def check_parity(
     )
     if backend == "coreml":
         report.structure = validate_package(bundle_dir, manifest)
-        ok, why = coreml_prediction_available()
+        ok, why = coreml_available()
         if not ok:
             report.skipped = why
             report.image = EncoderParity(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import platform
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from app.desktop.coreml_runtime import coreml_available
 from export.bundle import BundleError, text_input_length
 
 logger = logging.getLogger(__name__)
@@ -91,24 +91,13 @@ class ONNXEncoders:
         return self._run("text", _fit_tokens(tokens.long(), length).numpy())
 
 
-def coreml_prediction_available() -> tuple[bool, str]:
-    """(True, "") on macOS with the Core ML framework bindings; else (False, why)."""
-    if platform.system() != "Darwin":
-        return False, f"Core ML prediction needs macOS (this is {platform.system()})"
-    try:
-        from coremltools import libcoremlpython  # noqa: F401
-    except ImportError as e:
-        return False, f"coremltools has no Core ML bindings here ({e})"
-    return True, ""
-
-
 class CoreMLEncoders:
     """A bundle's .mlpackage programs executed by Core ML (macOS only)."""
 
     def __init__(self, bundle_dir: Path, manifest: dict[str, Any], compute_units: str = "ALL"):
         import coremltools as ct
 
-        ok, why = coreml_prediction_available()
+        ok, why = coreml_available()
         if not ok:
             raise BundleError(why)
         self.manifest = manifest

@@ -14,7 +14,9 @@ logger = logging.getLogger(__name__)
 
 
 def coreml_available() -> tuple[bool, str]:
-    """(True, "") where Core ML prediction can run (macOS + coremltools' native bindings), else (False, why)."""
+    """(True, "") where Core ML prediction can run (macOS + coremltools' native bindings), else (False, why).
+
+    The one such check: the app's runtime and export's parity check (``export.runtimes``) both ask it."""
     if platform.system() != "Darwin":
         return False, f"Core ML prediction needs macOS (this is {platform.system()})"
     try:

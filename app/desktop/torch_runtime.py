@@ -26,8 +26,19 @@ def default_index_threads(decode_workers: int = 2) -> int:
     return max(1, (os.cpu_count() or 1) - decode_workers)
 
 
+def _is_assembled(run_dir: Path) -> bool:
+    """A clip art run (``kind: assembled-student`` in student.json) rather than an open_clip-style student."""
+    import json
+
+    try:
+        return json.loads((run_dir / "student.json").read_text()).get("kind") == "assembled-student"
+    except (OSError, ValueError, AttributeError):
+        return False  # load_student names what is wrong with the file
+
+
 class TorchEncoders(Encoders):
-    """``compression.checkpoint.load_student(run_dir)`` in eval mode, on the CPU, under no_grad."""
+    """The run's student in eval mode, on the CPU, under no_grad: ``compression.checkpoint.load_student``, or
+    ``load_assembled_student`` for a clip art run (the offline default)."""
 
     backend = "torch"
 
@@ -35,19 +46,21 @@ class TorchEncoders(Encoders):
         import torch
 
         from compression.checkpoint import STUDENT_CONFIG, STUDENT_WEIGHTS, CheckpointError, load_student
+        from compression.models.assembled_student import load_assembled_student
 
         run_dir = Path(run_dir)
+        assembled = _is_assembled(run_dir)
         try:
-            self.model, meta = load_student(run_dir)
+            self.model, meta = load_assembled_student(run_dir) if assembled else load_student(run_dir)
         except CheckpointError as e:
             raise ModelLoadError(str(e)) from e
         where = str(run_dir / STUDENT_CONFIG)
         try:
             self.preprocess = ImagePreprocess.from_dict(meta.get("preprocess") or {}, f"{where}: preprocess")
-            self.tokenizer = checkpoint_tokenizer(meta.get("tokenizer") or {}, f"{where}: tokenizer")
+            self.tokenizer = checkpoint_tokenizer(meta.get("tokenizer") or {}, f"{where}: tokenizer", run_dir)
         except ValueError as e:
             raise ModelLoadError(str(e)) from e
-        self.embed_dim = int(meta["spec"]["embed_dim"])
+        self.embed_dim = int(meta["shared"]["embed_dim"] if assembled else meta["spec"]["embed_dim"])
         # the embedding space is the weights, at full precision (an fp32 export of them shares it)
         self.model_id = f"{sha256_file(run_dir / STUDENT_WEIGHTS)[:16]}-fp32"
         self.run_dir = run_dir

@@ -211,6 +211,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from app.engine.half_embeddings import search_kernel
     from app.engine.store import EmbeddingStore
 
     with EmbeddingStore(args.data_dir, readonly=True) as store:
@@ -218,10 +219,12 @@ def _status(args: argparse.Namespace) -> int:
         problems = store.check() if args.check else []
         dtype = store.embedding_dtype
     if args.json:
-        print(json.dumps({**st.__dict__, "embedding_dtype": dtype, "problems": problems}, indent=2, allow_nan=False))
+        print(json.dumps({**st.__dict__, "embedding_dtype": dtype, "search_kernel": search_kernel(dtype),
+                          "problems": problems}, indent=2, allow_nan=False))
     else:
         print(f"{shown(str(args.data_dir))}: {st.photos} photos, {st.indexed} indexed, {st.pending} pending, {st.failed} skipped; "
-              f"{st.rows} {dtype} embedding rows ({st.dead_rows} dead), model {st.model_id} dim {st.embed_dim}")
+              f"{st.rows} {dtype} embedding rows ({st.dead_rows} dead, searched by {search_kernel(dtype)}), "
+              f"model {st.model_id} dim {st.embed_dim}")
         for reason, n in sorted(st.failures.items()):
             print(f"  skipped: {n} {reason}")
         for problem in problems:

@@ -1,12 +1,15 @@
 """Half-size embedding rows: float16, or int8 with one float32 scale per row, and top-K kernels over them.
 
-Two kernels, chosen by what is installed (figures: ``python -m bench.half_search``, 1M x 128):
+Three kernels, chosen by what is installed (figures: ``python -m bench.half_search``, 1M x 128):
+- ``native`` (desktops after ``make setup``, float16 and int8): app/engine/native/half_topk.c through
+  :mod:`app.engine.native_half_topk`, decoding in registers while it streams the rows once, one shard per
+  core; memory-bound, so it is preferred wherever the library loads.
 - ``faiss`` (desktop, float16 only): FAISS's fp16 scalar quantizer decodes with F16C/NEON inside its
   inner-product loop and keeps the top K in its own heap, several shards per core; about half
   float32's time or less. It holds its own copy of the codes (built once
   per matrix, cached while the matrix lives).
-- ``numpy`` (everywhere, phones included): numpy has no half or int8 matrix-vector product, so it
-  upcasts a block of rows at a time into a cache-sized float32 buffer and multiplies it with BLAS, one
+- ``numpy`` (everywhere, phones included: they ship no native build): numpy has no half or int8
+  matrix-vector product, so it upcasts a block of rows at a time into a cache-sized float32 buffer and multiplies it with BLAS, one
   block stream per thread. numpy's float16 -> float32 cast is slow (~0.5 GB/s), so this is the
   correct fallback, not a fast one.
 """
@@ -21,10 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.engine.native_half_topk import SHARDS_PER_CORE, dead_bitmap, native_kernel
+
 logger = logging.getLogger(__name__)
 
 SMALL_SHARD_BYTES = 1 << 24  # float16 codes below 16 MiB (64k x 128) are searched by one FAISS shard
-SHARDS_PER_CORE = 4  # FAISS shards (and threads) per core for a larger matrix
 BLOCK_BYTES = 1 << 18  # float32 bytes of one upcast block: 256 KiB, inside L2 on phones and desktops
 
 
@@ -134,8 +138,7 @@ class FaissHalfIndex:
             index, params, keep = self.shards[i], None, None
             local = dead[(dead >= lo) & (dead < hi)] - lo
             if len(local):  # dead rows never enter the heap: a bitmap of them, negated
-                keep = np.zeros((hi - lo + 7) // 8, dtype=np.uint8)
-                np.bitwise_or.at(keep, local >> 3, (1 << (local & 7)).astype(np.uint8))
+                keep = dead_bitmap(local, hi - lo)
                 bitmap = self._faiss.IDSelectorBitmap(hi - lo, self._faiss.swig_ptr(keep))
                 params = self._faiss.SearchParameters()
                 params.sel = self._faiss.IDSelectorNot(bitmap)
@@ -175,17 +178,38 @@ def _faiss_index_for(codes: np.ndarray, workers: int | None) -> FaissHalfIndex:
 
 
 def default_backend(rows: HalfRows) -> str:
-    """"faiss" for float16 codes where FAISS is installed, else "numpy"."""
+    """The kernel that searches ``rows``: "native" where its library loads (float16 and int8), else "faiss"
+    for float16 where FAISS is installed, else "numpy"."""
+    if native_kernel() is not None:
+        return "native"
     return "faiss" if rows.scales is None and rows.codes.dtype == np.float16 and faiss_available() else "numpy"
+
+
+def search_kernel(dtype: str) -> str:
+    """What searches an index of ``dtype`` rows here, as `python -m app.engine status` reports it:
+    "numpy BLAS" for float32; for float16 / int8 the native kernel's name, "faiss" or "numpy"."""
+    if dtype == "float32":
+        return "numpy BLAS"
+    backend = default_backend(HalfRows(np.empty((0, 1), dtype), np.empty(0, np.float32) if dtype == "int8" else None))
+    kernel = native_kernel() if backend == "native" else None
+    return kernel.name if kernel is not None else backend
 
 
 def top_k_half(rows: HalfRows, query: np.ndarray, k: int, dead_rows: np.ndarray | None = None,
                workers: int | None = None, backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Like ``search.top_k_rows`` over half-size rows: (rows (k',), scores (k',)) best first, ties by row.
 
-    ``backend``: "faiss", "numpy" or None (:func:`default_backend`). Non-finite scores never rank.
+    ``backend``: "native", "faiss", "numpy" or None (:func:`default_backend`). Non-finite scores never rank.
     """
     backend = backend or default_backend(rows)
+    if backend == "native":
+        kernel = native_kernel()
+        if kernel is None:
+            raise ValueError("the native half-size kernel is not built: run `make setup`")
+        q = np.asarray(query, dtype=np.float32).reshape(1, -1)
+        top, scores = kernel.top_k(rows.codes, rows.scales, q, k, dead_rows, workers)
+        found = top[0] >= 0  # fewer finite scores than k
+        return top[0][found], scores[0][found]
     if backend == "faiss":
         n_dead = len(dead_rows) if dead_rows is not None else 0
         k = min(int(k), rows.codes.shape[0] - n_dead)
@@ -193,7 +217,7 @@ def top_k_half(rows: HalfRows, query: np.ndarray, k: int, dead_rows: np.ndarray 
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
         return _faiss_index_for(rows.codes, workers).top_k(query, k, dead_rows)
     if backend != "numpy":
-        raise ValueError(f"unknown half-size search backend {backend!r}; expected 'faiss' or 'numpy'")
+        raise ValueError(f"unknown half-size search backend {backend!r}; expected 'native', 'faiss' or 'numpy'")
     scores = half_scores(rows, query, workers)
     scores[~np.isfinite(scores)] = -np.inf
     if dead_rows is not None and len(dead_rows):

@@ -1,4 +1,5 @@
-"""The index database's schema: the photos and meta tables, row states, and the ladder that migrates older versions in place."""
+"""The index database's schema: the photos and meta tables, row states, the ladder that migrates older
+versions in place, and reading and writing meta."""
 from __future__ import annotations
 
 import logging
@@ -41,3 +42,16 @@ def migrate(conn: sqlite3.Connection, version: int) -> None:
     steps = "".join(MIGRATIONS[v] for v in range(version + 1, SCHEMA_VERSION + 1))
     logger.info("migrating the index from schema %d to %d", version, SCHEMA_VERSION)
     conn.executescript(f"BEGIN; {steps} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+
+
+def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
+    """The meta table as a dict (all values are stored as text)."""
+    return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+
+
+def write_meta(conn: sqlite3.Connection, **values: object) -> None:
+    """Set meta keys (as text), inside the caller's transaction."""
+    conn.executemany(
+        "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+        [(k, str(v)) for k, v in values.items()],
+    )

@@ -1,6 +1,7 @@
 """Whether an image file is usable, from its header alone: missing, empty, unreadable, truncated or
 too large files get a skip reason, so a reader skips and counts them instead of crashing a DataLoader
-worker hours into a run. The readers in compression.data.readers check every image this way."""
+worker hours into a run. The dataset readers (compression.data.readers and the modules it re-exports) check
+every image this way."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ def test_ablation_reuses_shared_phases(tmp_path, tiny_overrides, capsys):
     out = capsys.readouterr().out
     for row in ("full recipe", "w/o KD", "w/o HN"):
         assert f"| {row} |" in out
-    full = json.loads((tmp_path / "runs" / "offline" / "state.json").read_text())
+    full = json.loads((tmp_path / "runs" / "synthetic" / "state.json").read_text())
     no_kd = json.loads((tmp_path / "abl" / slug("w/o KD") / "state.json").read_text())
     shared = VARIANTS["w/o KD"][1]
     # shared phases were copied, not re-run: their recorded durations are the full run's

@@ -4,11 +4,27 @@ import pytest
 from compression.config import CONFIG_DIR, ConfigError, config_digest, load_config
 
 
-def test_offline_default_loads():
+def test_the_open_clip_default_is_the_synthetic_benchmark():
     cfg = load_config()
-    assert cfg.data.source == "synthetic"
+    assert cfg.data.source == "synthetic" and cfg.name == "synthetic"
     assert cfg.teacher.pretrained is None
     assert cfg.student.text_layers in (4, 6)
+
+
+def test_the_offline_default_is_the_clip_art_model_in_runs_offline():
+    """`python -m compression.run` with no arguments trains real pictures (issue 15), not coloured shapes."""
+    from compression.clipart_pipeline import load_clipart_config
+    from compression.config import RUN_DEFAULT_CONFIG
+    from compression.run import pipeline_of
+
+    assert pipeline_of(None) == "clipart"
+    default = load_clipart_config(RUN_DEFAULT_CONFIG)
+    assert default.name == "offline"
+    named = load_clipart_config("clipart")
+    named.name = "offline"
+    assert default == named  # the same values as --config clipart
+    with pytest.raises(ConfigError, match="'clipart' pipeline"):
+        load_config(RUN_DEFAULT_CONFIG)
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
@@ -63,7 +79,7 @@ def test_bad_values_named(override, message):
 
 def test_unknown_key_in_file(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("base: " + str(CONFIG_DIR / "offline.yaml") + "\nstage1:\n  temprature: 0.1\n")
+    path.write_text("base: " + str(CONFIG_DIR / "synthetic.yaml") + "\nstage1:\n  temprature: 0.1\n")
     with pytest.raises(ConfigError, match="unknown config key 'stage1.temprature'"):
         load_config(path)
 

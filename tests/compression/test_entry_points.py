@@ -16,7 +16,7 @@ def test_a_shape_bug_in_the_pipeline_keeps_its_traceback(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "run_pipeline", buggy)
     with pytest.raises(ValueError, match="could not be broadcast"):
-        run_main(["--config", "offline", "--runs-dir", str(tmp_path)])
+        run_main(["--config", "synthetic", "--runs-dir", str(tmp_path)])
 
 
 def test_a_user_error_of_the_assembled_teacher_is_one_line(tmp_path, monkeypatch, capsys):

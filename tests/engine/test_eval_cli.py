@@ -4,6 +4,7 @@ import json
 import pytest
 
 from app.engine.__main__ import main
+from app.engine.native_half_topk import native_kernel
 
 COLOURS = ["a red photo", "a green photo", "a blue photo", "a dark photo", "a bright photo"]
 
@@ -28,7 +29,9 @@ def test_eval_float16_index_gives_float32s_recall(tmp_path, random_student_dir, 
         assert main([*base, "index", "--gallery", str(gallery), "--no-progress", "--embedding-dtype", dtype]) == 0
         capsys.readouterr()
         assert main([*base, "status", "--json"]) == 0
-        assert json.loads(capsys.readouterr().out)["embedding_dtype"] == dtype
+        status = json.loads(capsys.readouterr().out)
+        assert status["embedding_dtype"] == dtype
+        assert status["search_kernel"].startswith("native") == (dtype == "float16" and native_kernel() is not None)
         for name, path, extra in (("tsv", tsv, []), ("json", karpathy, []), ("split", karpathy, ["--split", "test"])):
             capsys.readouterr()
             assert main([*base, "eval", "--captions", str(path), "--json", *extra]) == 0

@@ -7,6 +7,7 @@ from app.desktop.models import load_model
 from app.engine import engine as engine_module
 from app.engine.engine import SearchEngine
 from app.engine.half_embeddings import decode_rows, encode_rows, half_scores, top_k_half
+from app.engine.native_half_topk import native_kernel
 from app.engine.search import top_k_rows
 from compression.data.loading import load_datasets
 from compression.data.synthetic import write_split_as_folder
@@ -70,10 +71,12 @@ def test_recall_through_the_engine_float16_equals_float32_int8_is_reported(tiny_
         assert abs(recalls["int8"][f"R@{k}"] - recalls["float32"][f"R@{k}"]) <= 5.0, recalls
 
 
-@pytest.mark.parametrize("backend", ["faiss", "numpy"])
+@pytest.mark.parametrize("backend", ["native", "faiss", "numpy"])
 def test_every_float16_backend_gives_float32s_top_k(backend, monkeypatch):
     if backend == "faiss":
         pytest.importorskip("faiss")
+    if backend == "native" and native_kernel() is None:
+        pytest.skip("no native kernel: `make setup` builds it (test_native_half_topk.py builds and checks it)")
     x = _unit_rows(20000, 64, seed=2)
     if backend == "faiss":
         from app.engine import half_embeddings
@@ -103,8 +106,10 @@ def test_a_small_float16_matrix_is_searched_on_the_calling_thread():
     assert len(big.shards) == 8  # 4 per core
 
 
-def test_float16_default_backend_is_faiss_where_installed():
+def test_float16_default_backend_without_the_native_kernel_is_faiss_where_installed(monkeypatch):
+    from app.engine import half_embeddings
     from app.engine.half_embeddings import default_backend, faiss_available
+    monkeypatch.setattr(half_embeddings, "native_kernel", lambda: None)
     rows = encode_rows(_unit_rows(10, 8), "float16")
     assert default_backend(rows) == ("faiss" if faiss_available() else "numpy")
     assert default_backend(encode_rows(_unit_rows(10, 8), "int8")) == "numpy"

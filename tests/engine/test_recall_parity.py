@@ -17,7 +17,7 @@ from compression.pipeline import evaluate_model
 from compression.stages import PhaseContext
 
 KS = (1, 5, 10)
-OFFLINE_RUN = Path(__file__).resolve().parents[2] / "runs" / "offline"
+SYNTHETIC_RUN = Path(__file__).resolve().parents[2] / "runs" / "synthetic"  # make run-synthetic
 
 
 def engine_text_to_image_recall(engine: SearchEngine, split, folder: Path) -> dict[str, float]:
@@ -61,16 +61,16 @@ def test_engine_recall_equals_evaluation_recall(tiny_run, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (OFFLINE_RUN / "student.json").is_file(), reason="runs/offline has no finished student yet")
-def test_engine_recall_equals_evaluation_recall_on_the_offline_benchmark(tmp_path):
-    """The real thing: the offline default's 1000 test images and their captions."""
+@pytest.mark.skipif(not (SYNTHETIC_RUN / "student.json").is_file(), reason="runs/synthetic has no finished student yet")
+def test_engine_recall_equals_evaluation_recall_on_the_synthetic_benchmark(tmp_path):
+    """The real thing: the synthetic benchmark's 1000 test images and their captions (runs/synthetic)."""
     from compression.checkpoint import read_json
     from compression.config import config_from_dict
     from compression.run import default_cache_dir
 
-    cfg = config_from_dict(read_json(OFFLINE_RUN / "config.json", "run config"))
+    cfg = config_from_dict(read_json(SYNTHETIC_RUN / "config.json", "run config"))
     split = load_datasets(cfg.data, default_cache_dir(), need_pretrain=False, progress=False).test
-    check_parity(OFFLINE_RUN, split, tmp_path)
+    check_parity(SYNTHETIC_RUN, split, tmp_path)
 
 
 def test_teacher_reranking_of_the_top_m(tiny_run, tmp_path):

@@ -43,15 +43,19 @@ def test_engine_tokenizer_equals_hugging_face_for_the_bundle(assembled_bundle):
     assert ids.tolist() == [[101, 1037, 2417, 6207, 102]]
 
 
-def test_engine_indexes_and_finds_the_photo_pytorch_ranks_first(assembled_bundle, tmp_path, capsys):
+@pytest.mark.parametrize("model", ["bundle", "run"])
+def test_engine_indexes_and_finds_the_photo_pytorch_ranks_first(assembled_bundle, model, tmp_path, capsys):
+    """The ONNX bundle, and the run directory itself (the desktop's PyTorch runtime: `python -m app` and
+    `app.engine` find runs/offline there before anything is exported; it could not load clip art runs)."""
     student, bundle = assembled_bundle
+    model_path = bundle if model == "bundle" else bundle.parent / "run"
     gallery = tmp_path / "gallery"
     gallery.mkdir()
     for i, colour in enumerate(COLOURS):
         img = Image.new("RGB", (64, 48), colour)
         img.paste((255 - colour[0], i * 60, 128), (8 * i, 8, 8 * i + 20, 30))
         img.save(gallery / f"photo{i}.png")
-    base = ["--data-dir", str(tmp_path / "data"), "--model", str(bundle)]
+    base = ["--data-dir", str(tmp_path / "data"), "--model", str(model_path)]
     assert engine_main([*base, "index", "--gallery", str(gallery), "--no-progress"]) == 0
     capsys.readouterr()
     pre = read_bundle(bundle).preprocess

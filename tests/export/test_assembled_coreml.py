@@ -8,10 +8,10 @@ import platform
 import numpy as np
 import pytest
 
+from app.desktop.coreml_runtime import coreml_available
 from app.engine.runtimes.bundle import read_bundle
 from export.coreml import main as coreml_main
 from export.coreml_package import validate_package
-from export.runtimes import coreml_prediction_available
 from formats.manifest import verify_bundle
 from tests.compression.assembled_fixture import write_tiny_assembled_run
 
@@ -110,7 +110,7 @@ def test_int8_weights_with_a_length_range(run, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.macos
-@pytest.mark.skipif(not coreml_prediction_available()[0], reason=coreml_prediction_available()[1] or "needs macOS")
+@pytest.mark.skipif(not coreml_available()[0], reason=coreml_available()[1] or "needs macOS")
 def test_coreml_prediction_parity_fp32(run, tmp_path):
     parity = verify_bundle(export(run[1], tmp_path / "fp32", "--precision", "fp32"))["parity"]
     assert parity["status"] == "passed" and min(parity["cos_min"].values()) >= 0.99999

@@ -5,11 +5,11 @@ import platform
 import pytest
 import torch
 
+from app.desktop.coreml_runtime import coreml_available
 from compression.checkpoint import load_student
 from export.bundle import BundleError, verify_bundle
 from export.coreml import bucket_lengths, convert_encoder, validate_package, weight_storage
 from export.parity import check_parity
-from export.runtimes import coreml_prediction_available
 from export.wrappers import export_wrappers, image_example
 
 
@@ -69,7 +69,7 @@ def test_parity_is_skipped_with_the_reason_off_macos(coreml_bundle, tiny_paths):
 
 @pytest.mark.macos
 @pytest.mark.skipif(
-    not coreml_prediction_available()[0], reason=coreml_prediction_available()[1] or "needs macOS"
+    not coreml_available()[0], reason=coreml_available()[1] or "needs macOS"
 )
 def test_coreml_prediction_parity(coreml_bundle, tiny_paths):
     report = check_parity(coreml_bundle, cache_dir=tiny_paths[1], n_images=16)

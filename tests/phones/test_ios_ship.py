@@ -3,12 +3,13 @@ with only kivy-ios's libraries (no regex, torch or pyobjus)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from phone_parts import _ios_stage, minilm_tokenizer, standin_bundle
+from phone_parts import REPO, _ios_stage, minilm_tokenizer, standin_bundle
 from PIL import Image
 
 RUN = Path(__file__).resolve().parent / "ios_run.py"
@@ -38,6 +39,28 @@ def test_the_ios_folder_holds_the_phone_code_and_the_core_ml_bundle_only(staged)
             "bundles/offline-coreml/manifest.json"} <= files
     assert not any(f.startswith(("app/desktop/", "compression/", "tests/", "bench/", ".venv/", "runs/", "ios/",
                                  "bundles/offline-executorch/")) for f in files)
+
+
+def test_neither_phone_ships_the_desktop_native_kernel(tmp_path):
+    """On a copy of the app with the half-size kernel built (`make setup`) and a stray .so elsewhere under app/,
+    Buildozer's copy (the APK) and the iOS staging leave out every shared library and the C source, even
+    under a spec that took .so and .c files (the desktop build is excluded by folder, not by luck)."""
+    repo = tmp_path / "repo"
+    for name in ("app", "export", "formats"):
+        shutil.copytree(REPO / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    shutil.copy(REPO / "main.py", repo / "main.py")
+    spec = (REPO / "buildozer.spec").read_text()
+    assert "\nsource.include_exts = py," in spec
+    (repo / "buildozer.spec").write_text(spec.replace("\nsource.include_exts = py,", "\nsource.include_exts = so,c,py,"))
+    for built in ("app/engine/native/libhalf_topk.so", "app/engine/libstray.so"):
+        (repo / built).write_bytes(b"\x7fELF a desktop build")
+    stage = _ios_stage()
+    bundle = standin_bundle(tmp_path / "offline-coreml", backend="coreml")
+    for shipped in (stage.buildozer_copy(tmp_path / "apk", repo), stage.stage(tmp_path / "ios", bundle, repo)):
+        files = {p.relative_to(shipped).as_posix() for p in shipped.rglob("*") if p.is_file()}
+        assert {"app/engine/half_embeddings.py", "app/engine/native_half_topk.py"} <= files  # the fallback ships
+        assert not [f for f in files if f.startswith("app/engine/native/")]
+        assert [f for f in files if f.endswith(".so")] == ["app/engine/libstray.so"]  # the widened spec is live
 
 
 def test_the_ios_engine_path_runs_from_the_staged_files(staged, ios_site, tmp_path):
