@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from export.bundle import staged_bundle, write_manifest, write_tokenizer_files
-from export.cli import add_common_arguments, configure_logging, prepare_export, run_command
+from export.cli import add_common_arguments, configure_logging, default_out_dir, prepare_export, run_command
 from export.coreml_package import validate_package, weight_storage  # noqa: F401 - weight_storage: public here too
 from export.errors import ExportError, first_line
 from export.parity import record_parity
@@ -76,31 +76,46 @@ def _deployment_target(name: str):
     return target
 
 
-def convert_encoder(
+def export_program(
     module: nn.Module,
     example: tuple[torch.Tensor, ...],
     dynamic_shapes: Sequence | None,
+    what: str,
+    decompositions: dict[Any, Any] | None = None,
+) -> torch.export.ExportedProgram:
+    """torch.export, then ``run_decompositions(decompositions)``: by default none (ATen ops kept whole, as
+    coremltools converts them best); ``torch.export.default_decompositions()`` for a graph with ops that
+    coremltools has no converter for (Hugging Face BERT's mask: ``new_ones``, ``__and__``).
+
+    Raises ExportError naming the encoder.
+    """
+    try:
+        program = torch.export.export(module, example, dynamic_shapes=dynamic_shapes)
+        return program.run_decompositions(decompositions if decompositions is not None else {})
+    except Exception as e:  # torch.export raises many types
+        raise ExportError(f"torch.export failed for the {what} encoder: {first_line(e)}") from e
+
+
+def convert_program(
+    program: torch.export.ExportedProgram,
     input_type: Any,
     precision: str,
     target: str,
     what: str,
+    output: str = OUTPUT,
 ):
-    """torch.export -> ct.convert (ML program) [-> int8 weights]; returns a ct.models.MLModel.
+    """ct.convert (ML program) [-> int8 weights] of an exported program; returns a ct.models.MLModel.
 
     Raises ExportError naming the encoder and the op Core ML could not convert.
     """
     import coremltools as ct
 
-    try:
-        program = torch.export.export(module, example, dynamic_shapes=dynamic_shapes).run_decompositions({})
-    except Exception as e:  # torch.export raises many types
-        raise ExportError(f"torch.export failed for the {what} encoder: {first_line(e)}") from e
     compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
     try:
         model = ct.convert(
             program,
             inputs=[input_type],
-            outputs=[ct.TensorType(name=OUTPUT, dtype=np.float32)],
+            outputs=[ct.TensorType(name=output, dtype=np.float32)],
             convert_to="mlprogram",
             compute_precision=compute,
             minimum_deployment_target=_deployment_target(target),
@@ -131,6 +146,62 @@ def convert_encoder(
     return model
 
 
+def convert_encoder(
+    module: nn.Module,
+    example: tuple[torch.Tensor, ...],
+    dynamic_shapes: Sequence | None,
+    input_type: Any,
+    precision: str,
+    target: str,
+    what: str,
+):
+    """torch.export -> ct.convert (ML program) [-> int8 weights]; returns a ct.models.MLModel."""
+    return convert_program(export_program(module, example, dynamic_shapes, what), input_type, precision, target, what)
+
+
+def text_input_type(lengths: dict[str, Any], context_length: int):
+    """The ``tokens`` (1, L) int32 input for the manifest's ``text.lengths``: enumerated buckets or a range."""
+    import coremltools as ct
+
+    if lengths["kind"] == "buckets":
+        shape = ct.EnumeratedShapes(shapes=[(1, n) for n in lengths["values"]], default=(1, context_length))
+    else:
+        shape = ct.Shape(
+            (1, ct.RangeDim(lower_bound=lengths["min"], upper_bound=lengths["max"], default=context_length))
+        )
+    return ct.TensorType(name=TEXT_INPUT, shape=shape, dtype=np.int32)
+
+
+def save_packages(staging: Path, models: dict[str, Any], precision: str) -> dict[str, str]:
+    """Each encoder's MLModel saved as ``program_name(encoder, precision)`` in ``staging``; returns the names."""
+    names = {enc: program_name(enc, precision) for enc in models}
+    for enc, model in models.items():
+        model.short_description = f"pocketclip student {enc} encoder ({precision}); output L2-normalised embedding"
+        model.save(str(Path(staging) / names[enc]))
+    return names
+
+
+def coreml_section(image_model, precision: str, target: str) -> dict[str, Any]:
+    """The manifest's ``coreml`` section."""
+    return {
+        "format": "mlprogram",
+        "minimum_deployment_target": target,
+        "spec_version": image_model.get_spec().specificationVersion,
+        "compute_precision": "float32" if precision == "fp32" else "float16",
+    }
+
+
+def quantization_section(precision: str) -> dict[str, Any] | None:
+    """The manifest's ``quantization`` section: int8 weights, fp16 compute; None for fp16 and fp32."""
+    if precision != "int8":
+        return None
+    return {
+        "weights": "int8 linear symmetric per output channel (coremltools.optimize.coreml.linear_quantize_weights)",
+        "activations": "float16",
+        "calibration": None,
+    }
+
+
 # ------------------------------------------------------------------------------------------------
 # structural validation (works without the Core ML framework)
 # ------------------------------------------------------------------------------------------------
@@ -144,13 +215,7 @@ def build_packages(source: ExportSource, precision: str, target: str, text_shape
     size, ctx = source.preprocess.image_size, source.context_length
     lengths = text_lengths(ctx, text_shapes)
     image_in = ct.TensorType(name=IMAGE_INPUT, shape=(1, 3, size, size), dtype=np.float32)
-    if lengths["kind"] == "buckets":
-        shape = ct.EnumeratedShapes(shapes=[(1, n) for n in lengths["values"]], default=(1, ctx))
-    else:
-        shape = ct.Shape(
-            (1, ct.RangeDim(lower_bound=lengths["min"], upper_bound=lengths["max"], default=ctx))
-        )
-    text_in = ct.TensorType(name=TEXT_INPUT, shape=shape, dtype=np.int32)
+    text_in = text_input_type(lengths, ctx)
     image = convert_encoder(image_mod, image_example(size), None, image_in, precision, target, "image")
     text = convert_encoder(
         text_mod,
@@ -180,28 +245,24 @@ def export_coreml(
     L2-normalised. text package: input ``tokens`` (1, L) int32, L one of the buckets (zero-padded
     after EOT) or any L in [2, context] -> ``embedding`` (1, D) float32, L2-normalised.
     With ``verify``: structural validation always; parity on macOS (skipped with the reason elsewhere).
+    An assembled student's run (``--config clipart``) goes to export.assembled_coreml.
     """
+    from export.assembled import is_assembled_run
+
+    if is_assembled_run(run_dir):  # Lite0 + WordPiece text tower
+        from export.assembled_coreml import export_assembled_coreml
+
+        out = Path(out_dir) if out_dir is not None else default_out_dir(run_dir, BACKEND, precision, DEFAULT_PRECISION)
+        return export_assembled_coreml(Path(run_dir), out, precision, verify, target, text_shapes)
     out_dir, source = prepare_export(
         run_dir, out_dir, "coreml", "Core ML", precision, PRECISIONS, DEFAULT_PRECISION
     )
     image, text, lengths = build_packages(source, precision, target, text_shapes)
     ctx, dim, size = source.context_length, source.embedding_dim, source.preprocess.image_size
     with staged_bundle(out_dir) as staging:
-        names = {enc: program_name(enc, precision) for enc in ("image", "text")}
-        for enc, model in (("image", image), ("text", text)):
-            model.short_description = (
-                f"pocketclip student {enc} encoder ({precision}); output L2-normalised embedding"
-            )
-            model.save(str(staging / names[enc]))
+        names = save_packages(staging, {"image": image, "text": text}, precision)
         tokenizer = write_tokenizer_files(source.meta["tokenizer"], staging, source.run_dir)
         output = {"name": OUTPUT, "shape": [1, dim], "dtype": "float32", "l2_normalized": True}
-        quant = None
-        if precision == "int8":
-            quant = {
-                "weights": "int8 linear symmetric per output channel (coremltools.optimize.coreml.linear_quantize_weights)",
-                "activations": "float16",
-                "calibration": None,
-            }
         manifest = {
             "backend": BACKEND,
             "precision": precision,
@@ -222,13 +283,8 @@ def export_coreml(
                 "pooling": "output at the position of the highest id (EOT); ids after it do not matter",
             },
             "tokenizer": tokenizer,
-            "coreml": {
-                "format": "mlprogram",
-                "minimum_deployment_target": target,
-                "spec_version": image.get_spec().specificationVersion,
-                "compute_precision": "float32" if precision == "fp32" else "float16",
-            },
-            "quantization": quant,
+            "coreml": coreml_section(image, precision, target),
+            "quantization": quantization_section(precision),
             "source": source.manifest_section(),
             "parity": {"status": "not measured (--no-verify)"},
         }

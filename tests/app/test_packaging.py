@@ -270,3 +270,24 @@ def test_gradle_can_fetch_the_executorch_aar():
     gradle = env.get_template("build.tmpl.gradle").render(args=args, android_api=35)
     allprojects = gradle.split("allprojects", 1)[1].split("}", 1)[0]
     assert "mavenCentral()" in allprojects
+
+
+def test_buildozer_ships_every_file_of_a_bundle_with_either_tokenizer(tmp_path):
+    """The APK's model is the repository's bundles/offline-executorch as Buildozer copies it (include_exts):
+    a WordPiece bundle's vocab.txt must come along, or the app has no tokenizer."""
+    import importlib.util
+
+    repo = tmp_path / "repo"
+    bundle = repo / "bundles" / "offline-executorch"
+    bundle.mkdir(parents=True)
+    (repo / "buildozer.spec").write_bytes(SPEC.read_bytes())
+    (repo / "main.py").write_text("")
+    names = ["manifest.json", "tokenizer.json", "vocab.txt", "bpe_simple_vocab_16e6.txt.gz",
+             "student_image_xnnpack_fp32.pte", "student_text_xnnpack_fp32.pte"]
+    for name in names:
+        (bundle / name).write_text(name)
+    spec = importlib.util.spec_from_file_location("ios_stage", IOS / "stage.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    copied = stage.buildozer_copy(tmp_path / "build", repo)
+    assert sorted(p.name for p in (copied / "bundles" / "offline-executorch").iterdir()) == sorted(names)

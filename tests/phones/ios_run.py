@@ -88,6 +88,7 @@ def main() -> int:
                      and not os.path.abspath(mod.__file__).startswith(allowed))
     print(json.dumps({"platform": platform_name, "bundle": str(bundle), "failed": failed, "roots": roots,
                       "indexed": update.index.indexed, "results": [r.path for r in results],
+                      "query_ids": info.tokenizer.encode_query("A red circle").tolist(),
                       "imported_from_elsewhere": outside}))
     return 0
 

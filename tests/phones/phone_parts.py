@@ -69,15 +69,21 @@ def _ios_stage():
     return module
 
 
-def standin_bundle(root: Path, backend: str = "executorch-xnnpack") -> Path:
-    """An ExecuTorch bundle as export.bundle writes one, whose programs the stand-in Module can run."""
+def standin_bundle(root: Path, backend: str = "executorch-xnnpack", tokenizer: str = "bpe") -> Path:
+    """An ExecuTorch bundle as export.bundle writes one, whose programs the stand-in Module can run; its tokenizer
+    files open_clip's BPE merges (``bpe``) or, as the assembled student's bundles have, MiniLM's WordPiece
+    vocab.txt (``wordpiece``)."""
     from export.bundle import write_manifest, write_tokenizer_files
 
     root.mkdir(parents=True)
     for name in ("image", "text"):
         (root / f"student_{name}_xnnpack_fp32.pte").write_text(f"STANDIN {EMBED_DIM}\n")
     ctx = 32
-    tokenizer = write_tokenizer_files({"kind": "open_clip", "model": "synthclip-micro", "context_length": ctx}, root)
+    if tokenizer == "wordpiece":
+        tokenizer = wordpiece_files(root, ctx)
+    else:
+        tokenizer = write_tokenizer_files({"kind": "open_clip", "model": "synthclip-micro", "context_length": ctx},
+                                          root)
     pre = {"image_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
     write_manifest(root, {
         "backend": backend, "precision": "fp32", "embedding_dim": EMBED_DIM,
@@ -89,6 +95,26 @@ def standin_bundle(root: Path, backend: str = "executorch-xnnpack") -> Path:
         "tokenizer": tokenizer, "source": {"weights_sha256": "cd" * 32},
     })
     return root
+
+
+def minilm_tokenizer():
+    """Hugging Face's tokenizer of MiniLM (the assembled student's text tower), from the installed weights package."""
+    from transformers import BertTokenizer
+
+    from compression.models.pretrained_towers import minilm_path
+
+    return BertTokenizer.from_pretrained(str(minilm_path()), local_files_only=True)
+
+
+def wordpiece_files(root: Path, context_length: int) -> dict:
+    """MiniLM's vocab.txt + tokenizer.json in ``root``, by the writer the assembled student's exporters use."""
+    from types import SimpleNamespace
+
+    from compression.models.pretrained_towers import minilm_path
+    from export.assembled import write_wordpiece_files
+
+    meta = {"tokenizer": {"vocab": "vocab.txt", "max_length": context_length, "lowercase": True}}
+    return write_wordpiece_files(SimpleNamespace(tokenizer=minilm_tokenizer()), meta, minilm_path(), root)
 
 
 def site_of(names: tuple[str, ...], out: Path) -> Path:

@@ -9,16 +9,28 @@ import sys
 from pathlib import Path
 
 import pytest
-from phone_parts import REPO, _ios_stage, standin_bundle
+from phone_parts import REPO, _ios_stage, minilm_tokenizer, standin_bundle
 from PIL import Image
 
 RUN = Path(__file__).resolve().parent / "ios_run.py"
 
 
-@pytest.fixture(scope="module")
-def staged(tmp_path_factory) -> Path:
-    bundle = standin_bundle(tmp_path_factory.mktemp("coreml") / "offline-coreml", backend="coreml")
+@pytest.fixture(scope="module", params=["bpe", "wordpiece"])
+def staged(request, tmp_path_factory) -> Path:
+    """The staged folder with a Core ML bundle whose tokenizer files are open_clip's BPE merges or, as the
+    assembled student's (the offline default's) are, a WordPiece vocab.txt."""
+    bundle = standin_bundle(tmp_path_factory.mktemp("coreml") / "offline-coreml", backend="coreml",
+                            tokenizer=request.param)
     return _ios_stage().stage(tmp_path_factory.mktemp("ios") / "app", bundle)
+
+
+def test_the_staged_bundle_keeps_its_tokenizer_files_and_verifies(staged):
+    from formats.manifest import verify_bundle
+
+    manifest = verify_bundle(staged / "bundles" / "offline-coreml")  # every file present, sha256 as written
+    config = json.loads((staged / "bundles" / "offline-coreml" / "tokenizer.json").read_text())
+    vocab = config.get("vocab_file") or config.get("bpe_file")
+    assert vocab in manifest["files"] and (staged / "bundles" / "offline-coreml" / vocab).is_file()
 
 
 def test_the_ios_folder_holds_the_phone_code_and_the_core_ml_bundle_only(staged):
@@ -65,3 +77,5 @@ def test_the_ios_engine_path_runs_from_the_staged_files(staged, ios_site, tmp_pa
     assert len(result["failed"]) == 1 and "pyobjus" in result["failed"][0] and "\n" not in result["failed"][0]
     assert result["indexed"] == 6 and len(result["results"]) == 3
     assert result["imported_from_elsewhere"] == []
+    if (staged / "bundles" / "offline-coreml" / "vocab.txt").is_file():  # WordPiece, read by the staged engine
+        assert result["query_ids"] == minilm_tokenizer()(["A red circle"])["input_ids"]
