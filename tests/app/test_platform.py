@@ -62,7 +62,7 @@ def test_this_machine_is_a_desktop_and_gets_the_desktop_bridge():
 def test_the_desktop_default_gallery_is_the_real_one_and_falls_back_to_the_synthetic_sample(monkeypatch, tmp_path):
     """The offline default model knows real pictures: assets/real_gallery, not the synthetic shapes, unless a
     checkout lacks it."""
-    import app.platform.desktop as desktop
+    from app.platform import desktop
 
     assert REAL_GALLERY == PROJECT_ROOT / "assets" / "real_gallery" and REAL_GALLERY.is_dir()
     assert (REAL_GALLERY / "captions.tsv").is_file() and (REAL_GALLERY / "CREDITS.md").is_file()
