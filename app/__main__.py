@@ -1,6 +1,6 @@
 """`python -m app`: the photo-search app on the desktop (the same code runs packaged on Android and iOS).
 
-    python -m app                                   # the sample gallery, the offline default's model
+    python -m app                                   # the real gallery, the offline default's model
     python -m app --gallery ~/Pictures              # your photos
     python -m app --bundle bundles/offline-executorch --data-dir /tmp/pocketclip
 """
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--gallery", type=Path, action="append", metavar="DIR",
                    help="a gallery folder; repeat for several (default: the folders chosen last time, else the "
-                   "sample gallery assets/sample_gallery)")
+                   "real gallery assets/real_gallery: photos and clip art)")
     p.add_argument("--bundle", type=Path, default=default_model_path(platform_name), metavar="DIR",
                    help="the model: an export bundle (manifest.json) or a run directory (student.json) "
                    "(default: bundles/offline-onnx, else bundles/offline-executorch if present, else runs/offline; "

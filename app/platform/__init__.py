@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 PlatformName = Literal["android", "ios", "desktop"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the folder holding app/, export/, bundles/
+# the desktop's default gallery: real photos and clip art for the offline default model (make run)...
+REAL_GALLERY = PROJECT_ROOT / "assets" / "real_gallery"
+# ...else the synthetic benchmark's test photos, which only the synthetic model (make run-synthetic) knows
 SAMPLE_GALLERY = PROJECT_ROOT / "assets" / "sample_gallery"
 
 

@@ -18,7 +18,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
-SAMPLE_GALLERY = REPO / "assets" / "sample_gallery"
 
 
 def _start_xvfb() -> tuple[subprocess.Popen, str]:

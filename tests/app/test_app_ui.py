@@ -2,8 +2,9 @@
 
 The tests run in file order against one app (a Kivy window opens once per process): each starts
 where the previous one left the app. The tiny run's student drives the gallery scenarios (its
-retrieval is near chance, so they assert on what the app does, not on ranking quality); the last
-test switches to the offline default's model and checks the benchmark's captions find their photos.
+retrieval is near chance, so they assert on what the app does, not on ranking quality); the last two
+switch to the synthetic benchmark's model over the sample gallery (its captions find their photos) and
+to the offline default's model over the default gallery, assets/real_gallery (descriptions find photos).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from app.engine import SearchResult
+from app.platform import REAL_GALLERY, SAMPLE_GALLERY
 
 REPO = Path(__file__).resolve().parents[2]
 ADDED_NAME = "added-while-running.png"
@@ -223,7 +225,7 @@ def test_benchmark_captions_find_their_photos_with_the_synthetic_model(running_a
         pytest.skip("the synthetic benchmark's model is missing (bundles/synthetic-executorch or runs/synthetic/"
                     "student.json): run `make run-synthetic` and `python -m export.executorch --checkpoint runs/synthetic`")
     driver, app = running_app, running_app.app
-    gallery = REPO / "assets" / "sample_gallery"
+    gallery = SAMPLE_GALLERY  # explicitly: the default gallery is the real one, which this model does not know
     entries = json.loads((gallery / "dataset_synthetic.json").read_text())["images"]
     app.open_library(model, [str(gallery)], data_dir=tmp_path)
     driver.wait_for(lambda: app.model_ready and app.stats.indexed == len(entries) and not app.indexing, 180,
@@ -269,35 +271,27 @@ def _offline_model() -> Path | None:
 
 
 REAL_QUERIES = {  # typed descriptions (not the check set's captions) -> the photo they describe
-    "a cat": "chelsea.png",
-    "an astronaut": "astronaut.png",
-    "a cup of coffee": "coffee.png",
+    "a cat": "chelsea.jpg",
+    "an astronaut": "astronaut.jpg",
+    "a cup of coffee": "coffee.jpg",
     "a rocket launch": "rocket.jpg",
-    "a motorbike": "motorcycle_left.png",
+    "a motorbike": "motorcycle_left.jpg",
 }
 
 
 def test_typed_descriptions_find_real_photos_with_the_offline_model(running_app, tmp_path, capsys):
-    """The offline default (the clip art student) over real pictures: the project's 19 real photos among 60
-    clip art test drawings. Typed plain descriptions should find the photo; the screenshot is the README's."""
+    """The offline default (the clip art student) over the desktop's default gallery, assets/real_gallery: the
+    project's 19 real photos among 40 clip art test drawings. Typed plain descriptions should find the photo;
+    the screenshot is the README's."""
     model = _offline_model()
     if model is None:
         pytest.skip("the offline default's clip art model is missing (bundles/offline-onnx or runs/offline): "
                     "run `make run` (and `python -m export.onnx`) first")
-    from compression.data.openclipart import OPENCLIPART_ROOT, load_openclipart
-    from compression.data.real_photos import CHECK_SET, _package_file
-
-    gallery = tmp_path / "gallery"
-    gallery.mkdir()
-    for package, rel, _ in CHECK_SET:
-        shutil.copyfile(_package_file(package, rel), gallery / Path(rel).name)
-    test = load_openclipart(OPENCLIPART_ROOT).splits["test"]
-    for key in test.names[:60]:
-        shutil.copyfile(OPENCLIPART_ROOT / "png" / f"{key}.png", gallery / (key.replace("/", "_") + ".png"))
+    pictures = len(REAL_GALLERY.joinpath("captions.tsv").read_text().splitlines())
     driver, app = running_app, running_app.app
-    app.open_library(model, [str(gallery)], data_dir=tmp_path / "data")
-    driver.wait_for(lambda: app.model_ready and app.stats.indexed == len(CHECK_SET) + 60 and not app.indexing, 600,
-                    "the real pictures to be indexed")
+    app.open_library(model, [str(REAL_GALLERY)], data_dir=tmp_path / "data")
+    driver.wait_for(lambda: app.model_ready and app.stats.indexed == pictures and not app.indexing, 600,
+                    "the real gallery to be indexed")
     ranks = {}
     for text, photo in REAL_QUERIES.items():
         type_query(driver, text)
@@ -310,5 +304,5 @@ def test_typed_descriptions_find_real_photos_with_the_offline_model(running_app,
             shot = driver.screenshot("search_real_pictures")
     (shot.parent / "real_pictures_search.json").write_text(json.dumps({"model": str(model), "ranks": ranks}, indent=2))
     with capsys.disabled():
-        print(f"\nreal pictures, rank of the described photo among {len(CHECK_SET) + 60}: {ranks}")
+        print(f"\nreal gallery, rank of the described photo among {pictures}: {ranks}")
     assert sum(r is not None and r <= 5 for r in ranks.values()) >= 3, ranks

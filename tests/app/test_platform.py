@@ -10,6 +10,7 @@ import pytest
 
 from app.platform import (
     PROJECT_ROOT,
+    REAL_GALLERY,
     SAMPLE_GALLERY,
     bridge_module_name,
     default_data_dir,
@@ -52,10 +53,23 @@ def test_this_machine_is_a_desktop_and_gets_the_desktop_bridge():
     assert detect_platform() == "desktop"
     bridge = load_bridge()
     assert bridge.__name__ == "app.platform.desktop"
-    assert bridge.default_gallery_roots() == [str(SAMPLE_GALLERY)]
+    assert bridge.default_gallery_roots() == [str(REAL_GALLERY)]
     granted = []
     bridge.request_photo_access(granted.append)
     assert granted == [True]
+
+
+def test_the_desktop_default_gallery_is_the_real_one_and_falls_back_to_the_synthetic_sample(monkeypatch, tmp_path):
+    """The offline default model knows real pictures: assets/real_gallery, not the synthetic shapes, unless a
+    checkout lacks it."""
+    from app.platform import desktop
+
+    assert REAL_GALLERY == PROJECT_ROOT / "assets" / "real_gallery" and REAL_GALLERY.is_dir()
+    assert (REAL_GALLERY / "captions.tsv").is_file() and (REAL_GALLERY / "CREDITS.md").is_file()
+    monkeypatch.setattr(desktop, "REAL_GALLERY", tmp_path / "absent")
+    assert desktop.default_gallery_roots() == [str(SAMPLE_GALLERY)]
+    monkeypatch.setattr(desktop, "SAMPLE_GALLERY", tmp_path / "absent-too")
+    assert desktop.default_gallery_roots() == []
 
 
 def test_each_platform_has_its_own_bridge_module_imported_only_there(monkeypatch):

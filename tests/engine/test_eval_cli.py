@@ -1,5 +1,6 @@
 """`python -m app.engine eval`: recall@1/5/10 through the engine, float16 vs float32 indexes, clear errors."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +108,16 @@ def test_eval_unreadable_captions_files_are_clear_errors(tmp_path, random_studen
     not_karpathy.write_text("[1, 2]")
     assert main([*base, str(not_karpathy)]) == 2
     assert "an object with an 'images' list" in capsys.readouterr().err
+
+
+def test_eval_reads_the_committed_real_gallerys_captions(tmp_path, random_student_dir, capsys):
+    """The desktop's default gallery ships a captions.tsv for `eval`: index the gallery, evaluate every row."""
+    gallery = Path(__file__).resolve().parents[2] / "assets" / "real_gallery"
+    rows = (gallery / "captions.tsv").read_text(encoding="utf-8").splitlines()
+    base = ["--data-dir", str(tmp_path / "data"), "--model", str(random_student_dir)]
+    assert main([*base, "index", "--gallery", str(gallery), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main([*base, "eval", "--captions", str(gallery / "captions.tsv"), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["captions"] == figures["images"] == len(rows) >= 50
+    assert figures["R@10"] >= figures["R@5"] >= figures["R@1"] >= 0.0

@@ -16,6 +16,8 @@ def test_buildozer_ships_the_phone_code_and_nothing_desktop_only(shipped_app):
     assert {"main.py", "app/engine/engine.py", "app/engine/runtimes/android.py", "export/bundle.py",
             "app/engine/photo_sources.py", "app/platform/mediastore.py"} <= shipped
     assert not any(p.startswith(("app/desktop/", "compression/", "tests/", "bench/")) for p in shipped)
+    # the phone's gallery is its photo library: the desktop's bundled galleries (assets/) stay out of the APK
+    assert not any(p.relative_to(shipped_app).as_posix().startswith("assets/") for p in shipped_app.rglob("*"))
 
 
 def test_the_phone_entry_path_indexes_and_searches_through_the_bridge(shipped_app, phone_site, jvm_parts, tmp_path):

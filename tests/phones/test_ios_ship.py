@@ -38,7 +38,7 @@ def test_the_ios_folder_holds_the_phone_code_and_the_core_ml_bundle_only(staged)
     assert {"main.py", "app/main_app.py", "app/main_app.kv", "app/engine/runtimes/ios.py", "export/bundle.py",
             "bundles/offline-coreml/manifest.json"} <= files
     assert not any(f.startswith(("app/desktop/", "compression/", "tests/", "bench/", ".venv/", "runs/", "ios/",
-                                 "bundles/offline-executorch/")) for f in files)
+                                 "bundles/offline-executorch/", "assets/")) for f in files)
 
 
 def test_neither_phone_ships_the_desktop_native_kernel(tmp_path):
