@@ -58,7 +58,11 @@ def build_models() -> ModelPair:
     """Pretrained towers + an untrained shared encoder (seed 0), and the student initialised from it."""
     from compression.models.assembled import AssembledTeacher, SharedEncoder, SharedEncoderConfig
     from compression.models.assembled_student import AssembledStudentConfig, student_from_teacher
-    from compression.models.pretrained_towers import EFFICIENTNET_LITE, create_efficientnet_lite, create_minilm
+    from compression.models.pretrained_towers import (
+        EFFICIENTNET_LITE,
+        create_efficientnet_lite,
+        create_minilm,
+    )
 
     torch.manual_seed(0)
     teacher = AssembledTeacher(create_efficientnet_lite("efficientnet_lite2"), create_minilm(),
@@ -132,7 +136,7 @@ def executorch_calls(inputs: Inputs, batch: int, pte_dir: Path) -> Calls:
     for role in ROLES:
         for tower in TOWERS:
             method = runtime.load_program(program_path(pte_dir, role, tower, batch)).load_method("forward")
-            calls[f"{role} {tower}"] = lambda m=method, x=inputs[role][tower].contiguous(): m.execute([x])[0]
+            calls[f"{role} {tower}"] = lambda m=method, x=inputs[role][tower].contiguous(): m.execute([x])[0]  # noqa: B008 (binds this tower's input)
     return calls
 
 
@@ -141,7 +145,10 @@ def set_threads(runtime: str, threads: int) -> dict[str, int | None]:
     torch.set_num_threads(threads)
     out: dict[str, int | None] = {"torch": torch.get_num_threads(), "xnnpack_threadpool": None}
     if runtime == "executorch":
-        from executorch.extension.pybindings.portable_lib import _threadpool_get_thread_count, _unsafe_reset_threadpool
+        from executorch.extension.pybindings.portable_lib import (
+            _threadpool_get_thread_count,
+            _unsafe_reset_threadpool,
+        )
 
         _unsafe_reset_threadpool(threads)
         out["xnnpack_threadpool"] = int(_threadpool_get_thread_count())

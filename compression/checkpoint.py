@@ -18,12 +18,12 @@ from formats.run_card import (  # the run directory's file names are formats.run
     FORMAT_VERSION,
     SPEC,
     STUDENT_WEIGHTS,
-    TEACHER_WEIGHTS,
+    TEACHER_WEIGHTS,  # noqa: F401 (re-exported: pipeline, app.desktop.rerank)
     VERSION,
     read_run_card,
 )
 from formats.run_card import RUN_CARD as STUDENT_CONFIG
-from formats.run_card import TEACHER_CARD as TEACHER_CONFIG
+from formats.run_card import TEACHER_CARD as TEACHER_CONFIG  # noqa: F401 (re-exported)
 
 
 class CheckpointError(FormatError):

@@ -21,7 +21,11 @@ from compression.models.assembled import (
 )
 from compression.models.student import select_text_layers
 from formats.errors import FormatError
-from formats.run_card import ASSEMBLED_STUDENT, STUDENT_WEIGHTS, read_run_card  # export.assembled imports the name here
+from formats.run_card import (  # export.assembled imports the name here
+    ASSEMBLED_STUDENT,
+    STUDENT_WEIGHTS,
+    read_run_card,
+)
 from formats.tokenizer_files import VOCAB_FILE, WORDPIECE
 
 logger = logging.getLogger(__name__)

@@ -10,10 +10,15 @@ import torch
 from transformers import BertConfig, BertModel, BertTokenizer
 
 from bench import assembled_speed
-from export.assembled import AssembledImageForExport, AssembledTextForExport, text_dynamic_shapes, text_example
 from compression.models.assembled import AssembledTeacher, SharedEncoder, SharedEncoderConfig
 from compression.models.assembled_student import AssembledStudentConfig, student_from_teacher
 from compression.models.pretrained_towers import SentenceEncoder, minilm_path
+from export.assembled import (
+    AssembledImageForExport,
+    AssembledTextForExport,
+    text_dynamic_shapes,
+    text_example,
+)
 
 SIZE = {"teacher": 96, "student": 64}  # test_efficientnet's stride 32: 3x3 and 2x2 feature maps
 
