@@ -1,12 +1,13 @@
 """Half-size embedding rows: float16, or int8 with one float32 scale per row, and top-K kernels over them.
 
-Three kernels, chosen by what is installed (figures: ``python -m bench.half_search``, 1M x 128):
+Three kernels, chosen by what is installed (figures: ``python -m bench.half_search``, 1M x 128;
+bench/results/half_search_native*.json):
 - ``native`` (desktops after ``make setup``, float16 and int8): app/engine/native/half_topk.c through
-  :mod:`app.engine.native_half_topk`, decoding in registers while it streams the rows once, one shard per
-  core; memory-bound, so it is preferred wherever the library loads.
+  :mod:`app.engine.native_half_topk`, decoding in registers while it streams the rows once, several
+  shards per core; the int8 kernel, and the float16 one where FAISS is not installed.
 - ``faiss`` (desktop, float16 only): FAISS's fp16 scalar quantizer decodes with F16C/NEON inside its
   inner-product loop and keeps the top K in its own heap, several shards per core; about half
-  float32's time or less. It holds its own copy of the codes (built once
+  float32's time or less, and measured a little faster than the native kernel, so float16's default. It holds its own copy of the codes (built once
   per matrix, cached while the matrix lives).
 - ``numpy`` (everywhere, phones included: they ship no native build): numpy has no half or int8
   matrix-vector product, so it upcasts a block of rows at a time into a cache-sized float32 buffer and multiplies it with BLAS, one
@@ -178,11 +179,13 @@ def _faiss_index_for(codes: np.ndarray, workers: int | None) -> FaissHalfIndex:
 
 
 def default_backend(rows: HalfRows) -> str:
-    """The kernel that searches ``rows``: "native" where its library loads (float16 and int8), else "faiss"
-    for float16 where FAISS is installed, else "numpy"."""
-    if native_kernel() is not None:
-        return "native"
-    return "faiss" if rows.scales is None and rows.codes.dtype == np.float16 and faiss_available() else "numpy"
+    """The kernel that searches ``rows``. float16: "faiss" where FAISS is installed (measured faster than the
+    native kernel at 1M x 128 both idle, 10.8 vs 11.4 ms, and under load, 13.5 vs 23.2 ms:
+    bench/results/half_search_native*.json), else "native" where its library loads, else "numpy".
+    int8: "native", else "numpy"."""
+    if rows.scales is None and rows.codes.dtype == np.float16 and faiss_available():
+        return "faiss"
+    return "native" if native_kernel() is not None else "numpy"
 
 
 def search_kernel(dtype: str) -> str:

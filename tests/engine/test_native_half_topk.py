@@ -48,13 +48,17 @@ def _exact_top(rows: HalfRows, queries: np.ndarray, k: int, dead=()) -> tuple[np
     return top, np.take_along_axis(scores, top, 1)
 
 
-def test_make_setup_builds_the_kernel_the_engine_chooses(kernel):
+def test_make_setup_builds_the_kernel_the_engine_chooses(kernel, monkeypatch):
+    """int8 always; float16 where FAISS is not installed (FAISS's fp16 kernel measured faster where it is)."""
     assert kernel.name == ("native avx2+f16c" if kernel.simd else "native portable")
-    for kind in ("float16", "int8"):
+    for kind, faiss in (("int8", True), ("float16", False)):
+        monkeypatch.setattr(half_embeddings, "faiss_available", lambda f=faiss: f)
         rows = encode_rows(_unit_rows(100, 16), kind)
         assert default_backend(rows) == "native"
         top, _ = top_k_half(rows, decode_rows(rows)[3], 5)  # the engine's default path
         assert top[0] == 3
+    monkeypatch.setattr(half_embeddings, "faiss_available", lambda: True)
+    assert default_backend(encode_rows(_unit_rows(100, 16), "float16")) == "faiss"
 
 
 @pytest.mark.parametrize("kind", ["float16", "int8"])
