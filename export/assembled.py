@@ -28,6 +28,7 @@ from export.bundle import BundleError, check_destination, staged_bundle, write_m
 from export.errors import ExportError
 from formats.digest import sha256_file
 from formats.manifest import TOKENIZER_CONFIG
+from formats.run_card import is_assembled_run  # noqa: F401 (the exporters route runs by it)
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +60,6 @@ class AssembledTextForExport(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.model.encode_text(tokens, normalize=True)
-
-
-def is_assembled_run(run_dir: Path) -> bool:
-    """Whether ``run_dir``'s student.json describes an assembled student (``--config clipart``)."""
-    try:
-        return json.loads((Path(run_dir) / "student.json").read_text()).get("kind") == "assembled-student"
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def write_wordpiece_files(student: AssembledStudent, meta: dict[str, Any], run_dir: Path, dest: Path) -> dict[str, Any]:

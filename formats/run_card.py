@@ -88,3 +88,12 @@ def read_run_card(run_dir: str | Path, error: type[Exception] = FormatError) -> 
     if kind == CLIP_STUDENT and (data.get(VERSION) != FORMAT_VERSION or not isinstance(data.get(SPEC), dict)):
         raise error(f"{path}: format_version {data.get(VERSION)!r} or 'spec' missing; expected format {FORMAT_VERSION}")
     return RunCard(path, kind, data)
+
+
+def is_assembled_run(run_dir: str | Path) -> bool:
+    """Whether ``run_dir``'s student.json is the card of an assembled student (``--config clipart``); False for
+    an open_clip card and for an unusable one (the loader it is then handed names what is wrong)."""
+    try:
+        return read_run_card(run_dir).kind == ASSEMBLED_STUDENT
+    except FormatError:
+        return False

@@ -11,8 +11,7 @@ from app.desktop.checkpoint_tokenizer import checkpoint_tokenizer
 from app.engine.decode import ImagePreprocess
 from app.engine.runtimes.base import Encoders, ModelLoadError, l2_normalize
 from formats.digest import sha256_file
-from formats.errors import FormatError
-from formats.run_card import ASSEMBLED_STUDENT, read_run_card
+from formats.run_card import is_assembled_run
 from formats.text import cut_batch
 
 logger = logging.getLogger(__name__)
@@ -28,15 +27,6 @@ def default_index_threads(decode_workers: int = 2) -> int:
     return max(1, (os.cpu_count() or 1) - decode_workers)
 
 
-def _is_assembled(run_dir: Path) -> bool:
-    """A clip art run (``kind: assembled-student`` in student.json, ``formats.run_card``) rather than an
-    open_clip-style student."""
-    try:
-        return read_run_card(run_dir).kind == ASSEMBLED_STUDENT
-    except FormatError:
-        return False  # load_student names what is wrong with the file
-
-
 class TorchEncoders(Encoders):
     """The run's student in eval mode, on the CPU, under no_grad: ``compression.checkpoint.load_student``, or
     ``load_assembled_student`` for a clip art run (the offline default)."""
@@ -50,7 +40,7 @@ class TorchEncoders(Encoders):
         from compression.models.assembled_student import load_assembled_student
 
         run_dir = Path(run_dir)
-        assembled = _is_assembled(run_dir)
+        assembled = is_assembled_run(run_dir)
         try:
             self.model, meta = load_assembled_student(run_dir) if assembled else load_student(run_dir)
         except CheckpointError as e:
