@@ -206,12 +206,16 @@ def test_an_unreadable_photo_shows_a_placeholder_and_never_stops_indexing(runnin
         wait_until_indexed(driver)
 
 
-def _synthetic_model() -> Path | None:
-    """The synthetic benchmark's student (`make run-synthetic`), which the sample gallery's captions describe."""
-    for candidate in (REPO / "bundles" / "synthetic-executorch", REPO / "runs" / "synthetic"):
-        if (candidate / "manifest.json").is_file() or (candidate / "student.json").is_file():
-            return candidate
-    return None
+def _model(name: str, backends: tuple[str, ...], assembled: bool) -> Path | None:
+    """The first of bundles/<name>-<backend> exported, else runs/<name> if it holds a student of the expected
+    kind (a clip art student or not), else None."""
+    from formats.run_card import is_assembled_run
+
+    for backend in backends:
+        if (REPO / "bundles" / f"{name}-{backend}" / "manifest.json").is_file():
+            return REPO / "bundles" / f"{name}-{backend}"
+    run = REPO / "runs" / name
+    return run if (run / "student.json").is_file() and is_assembled_run(run) == assembled else None
 
 
 def test_benchmark_captions_find_their_photos_with_the_synthetic_model(running_app, tmp_path, capsys):
@@ -220,7 +224,7 @@ def test_benchmark_captions_find_their_photos_with_the_synthetic_model(running_a
     Launch on an index built earlier, type a caption right away, and time the first results:
     the cold start (bundle load + first search).
     """
-    model = _synthetic_model()
+    model = _model("synthetic", ("executorch",), assembled=False)  # make run-synthetic
     if model is None:
         pytest.skip("the synthetic benchmark's model is missing (bundles/synthetic-executorch or runs/synthetic/"
                     "student.json): run `make run-synthetic` and `python -m export.executorch --checkpoint runs/synthetic`")
@@ -259,17 +263,6 @@ def test_benchmark_captions_find_their_photos_with_the_synthetic_model(running_a
     assert sum(r is not None and r <= 10 for r in ranks.values()) >= 4, report
 
 
-def _offline_model() -> Path | None:
-    """The offline default's model (`make run`: the clip art student), exported or as its run directory."""
-    for candidate in (REPO / "bundles" / "offline-onnx", REPO / "bundles" / "offline-executorch", REPO / "runs" / "offline"):
-        if (candidate / "manifest.json").is_file():
-            return candidate
-        if (candidate / "student.json").is_file():
-            kind = json.loads((candidate / "student.json").read_text()).get("kind")
-            return candidate if kind == "assembled-student" else None
-    return None
-
-
 SHORT_QUERIES = {  # plain short queries: measured and recorded, not asserted (the model is weak at these)
     "a cat": "chelsea.jpg",
     "an astronaut": "astronaut.jpg",
@@ -282,9 +275,9 @@ SCREENSHOT_QUERY = "a tall chinese pagoda with red and green roofs by a lake"  #
 
 def test_typed_descriptions_find_real_photos_with_the_offline_model(running_app, tmp_path, capsys):
     """The offline default (the clip art student) over the desktop's default gallery, assets/real_gallery: the
-    project's 19 real photos among 40 clip art test drawings. Typed plain descriptions should find the photo;
-    the screenshot is the README's."""
-    model = _offline_model()
+    project's 19 real photos among 40 clip art test drawings. The project's descriptions of the photos should
+    find them; short plain queries are recorded; the screenshot is the README's."""
+    model = _model("offline", ("onnx", "executorch"), assembled=True)  # make run: the clip art student
     if model is None:
         pytest.skip("the offline default's clip art model is missing (bundles/offline-onnx or runs/offline): "
                     "run `make run` (and `python -m export.onnx`) first")
