@@ -7,8 +7,8 @@ bench/results/half_search_native*.json):
   shards per core; the int8 kernel, and the float16 one where FAISS is not installed.
 - ``faiss`` (desktop, float16 only): FAISS's fp16 scalar quantizer decodes with F16C/NEON inside its
   inner-product loop and keeps the top K in its own heap, several shards per core; about half
-  float32's time or less, and measured a little faster than the native kernel, so float16's default. It holds its own copy of the codes (built once
-  per matrix, cached while the matrix lives).
+  float32's time or less, and measured a little faster than the native kernel, so float16's default.
+  It holds its own copy of the codes (built once per matrix, cached while the matrix lives).
 - ``numpy`` (everywhere, phones included: they ship no native build): numpy has no half or int8
   matrix-vector product, so it upcasts a block of rows at a time into a cache-sized float32 buffer and multiplies it with BLAS, one
   block stream per thread. numpy's float16 -> float32 cast is slow (~0.5 GB/s), so this is the
