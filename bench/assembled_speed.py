@@ -54,6 +54,13 @@ class ModelPair:
     weights: str
 
 
+def conse_head(width: int):
+    """A ConSE channel as the pipeline gives both models (its class rows' values do not change the speed)."""
+    from compression.models.assembled import ConseChannel, ConseHead
+
+    return ConseHead(ConseChannel(), torch.nn.functional.normalize(torch.randn(1000, width), dim=-1))
+
+
 def build_models() -> ModelPair:
     """Pretrained towers + an untrained shared encoder (seed 0), and the student initialised from it."""
     from compression.models.assembled import AssembledTeacher, SharedEncoder, SharedEncoderConfig
@@ -65,14 +72,17 @@ def build_models() -> ModelPair:
     )
 
     torch.manual_seed(0)
-    teacher = AssembledTeacher(create_efficientnet_lite("efficientnet_lite2"), create_minilm(),
-                               SharedEncoder(SharedEncoderConfig())).eval()
+    text = create_minilm()
+    teacher = AssembledTeacher(create_efficientnet_lite("efficientnet_lite2"), text, SharedEncoder(SharedEncoderConfig()),
+                               conse_head(text.model.config.hidden_size)).eval()
     lite0 = create_efficientnet_lite("efficientnet_lite0")
     student = student_from_teacher(teacher, lite0, AssembledStudentConfig()).eval()
+    student.conse = conse_head(text.model.config.hidden_size)
     sizes = {"teacher": EFFICIENTNET_LITE["efficientnet_lite2"][3], "student": EFFICIENTNET_LITE["efficientnet_lite0"][3]}
     return ModelPair({"teacher": teacher, "student": student}, sizes,
                      "pretrained towers (EfficientNet-Lite2/Lite0 ImageNet, MiniLM-L6), shared encoder untrained "
-                     "(seed 0), student initialised from that teacher; speed does not depend on trained values")
+                     "(seed 0), student initialised from that teacher, both with the ConSE channel (random class "
+                     "rows); speed does not depend on trained values")
 
 
 def time_in_turns(calls: Calls, warmup: int, repeats: int) -> dict[str, list[float]]:

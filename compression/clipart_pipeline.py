@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from compression.assembled_features import cached_features
@@ -37,7 +38,9 @@ from compression.checkpoint import atomic_write_json, load_weights, save_weights
 from compression.config import ConfigError
 from compression.conse import (
     cached_class_name_embeddings,
+    choose_channel_weight,
     class_name_token_states,
+    classifier_class_names,
     conse_embeddings,
     imagenet_class_names,
 )
@@ -46,14 +49,23 @@ from compression.data.decoded_images import decoded_captioned
 from compression.data.openclipart import OPENCLIPART_ROOT, load_openclipart
 from compression.data.real_photos import real_photo_check, unpaired_real_photos
 from compression.evaluate import recall_at_k
-from compression.models.assembled import SharedEncoder, SharedEncoderConfig
+from compression.models.assembled import ConseChannel, SharedEncoder, SharedEncoderConfig, fuse
 from compression.models.assembled_student import (
     AssembledStudent,
     AssembledStudentConfig,
+    attach_conse,
     student_from_teacher,
 )
 from compression.models.pretrained_towers import create_efficientnet_lite, create_minilm, minilm_path
-from formats.run_card import ASSEMBLED_STUDENT, KIND, PREPROCESS, RUN_CARD, STUDENT_WEIGHTS, TOKENIZER
+from formats.run_card import (
+    ASSEMBLED_STUDENT,
+    EMBED_DIM,
+    KIND,
+    PREPROCESS,
+    RUN_CARD,
+    STUDENT_WEIGHTS,
+    TOKENIZER,
+)
 from formats.tokenizer_files import VOCAB_FILE, WORDPIECE
 
 logger = logging.getLogger(__name__)
@@ -74,6 +86,8 @@ class TeacherSection:
     batch_size: int = 64
     lr: float = 5e-4
     distill_weight: float = 1.0
+    conse_weight: float | None = None  # the ConSE channel's joint share (compression.models.assembled.ConseChannel);
+    # None: chosen on the clip art validation split from conse.CHANNEL_WEIGHTS; 1.0: no channel
 
 
 @dataclass
@@ -200,6 +214,16 @@ def run_clipart(cfg: ClipartRunConfig, run_dir: Path, cache_dir: Path, restart: 
             "kind": "assembled", "image_tower": tc.image_tower, "text_tower": "all-MiniLM-L6-v2",
             "shared": enc_cfg.to_dict(), "train": train_cfg.to_dict(), "history": history})
     shared.eval()
+    # the ConSE channel beside the joint space: its weight chosen on validation (clip art: no photo is looked at)
+    class_emb = cached_class_name_embeddings(feat_cache, text_tower)
+    val_img, val_txt = embed_features(shared, t_feats["val"])
+    val_conse = conse_embeddings(t_feats["val"].image_logits, class_emb, cfg.conse_top)
+    weight, weight_rsum = choose_channel_weight(val_img, val_txt, val_conse, t_feats["val"].text_sentence,
+                                                t_feats["val"].text_owner)
+    if tc.conse_weight is not None:
+        weight = tc.conse_weight
+    channel = ConseChannel(weight, cfg.conse_top) if weight < 1.0 else None
+    logger.info("ConSE channel: joint share %s (validation RSUM by share: %s)", weight, weight_rsum)
     seconds["teacher"] = time.perf_counter() - t0
     bar.step("teacher")
 
@@ -270,25 +294,33 @@ def run_clipart(cfg: ClipartRunConfig, run_dir: Path, cache_dir: Path, restart: 
         seconds[phase] = time.perf_counter() - t0
         bar.step(phase)
 
-    # evaluation: ConSE, teacher, student
+    # evaluation: ConSE, teacher, student; each model in its joint space alone and with its ConSE channel
     t0 = time.perf_counter()
-    class_emb = cached_class_name_embeddings(feat_cache, text_tower)
+    if channel is not None:
+        attach_conse(student, channel, classifier_class_names(lite0))
     results: dict[str, dict[str, dict[str, float]]] = {}
     for name in ("test", "real-photo check"):
         if name not in sets:
             continue
         sd = student_data(name)
-        results[name] = {
-            f"ConSE (T={cfg.conse_top})": recall_at_k(conse_embeddings(t_feats[name].image_logits, class_emb, cfg.conse_top),
-                                                      t_feats[name].text_sentence, t_feats[name].text_owner),
-            "assembled teacher": recall_at_k(sd.t_image, sd.t_text, sd.owner),
-            "student": recall_at_k(student_image_table(student, sd.image_tokens), student_text_table(student, sd.token_ids),
-                                   sd.owner),
-        }
+        s_img = student_image_table(student, sd.image_tokens)
+        s_txt = student_text_table(student, sd.token_ids)  # with the channel when the student has one
+        rows = {f"ConSE (T={cfg.conse_top})": recall_at_k(conse_embeddings(t_feats[name].image_logits, class_emb, cfg.conse_top),
+                                                          t_feats[name].text_sentence, t_feats[name].text_owner),
+                "assembled teacher, joint space": recall_at_k(sd.t_image, sd.t_text, sd.owner)}
+        if channel is not None:
+            conse_img = conse_embeddings(t_feats[name].image_logits, class_emb, cfg.conse_top)
+            rows["assembled teacher"] = recall_at_k(fuse(sd.t_image, conse_img, weight),
+                                                    fuse(sd.t_text, t_feats[name].text_sentence, weight), sd.owner)
+        rows["student, joint space"] = recall_at_k(s_img, F.normalize(s_txt[:, : s_img.shape[1]], dim=-1), sd.owner)
+        if channel is not None:
+            rows["student"] = recall_at_k(student.fused_image(s_img, s_feats[name].image_logits), s_txt, sd.owner)
+        results[name] = rows
     fit = {}  # how well the student learnt what it was trained on: the teacher's embeddings, the training pairs
     for name in ("train", "test"):
         sd = train if name == "train" else student_data(name)
-        s_img, s_txt = student_image_table(student, sd.image_tokens), student_text_table(student, sd.token_ids)
+        s_img = student_image_table(student, sd.image_tokens)
+        s_txt = F.normalize(student_text_table(student, sd.token_ids)[:, : s_img.shape[1]], dim=-1)  # joint part
         fit[name] = {
             "image_teacher_top1": _top1(s_img, sd.t_image), "text_teacher_top1": _top1(s_txt, sd.t_text),
             "rsum": recall_at_k(s_img, s_txt, sd.owner)["rsum"],
@@ -303,7 +335,9 @@ def run_clipart(cfg: ClipartRunConfig, run_dir: Path, cache_dir: Path, restart: 
         "student": {"image_tower": _count(lite0), "text_tower": _count(student.text_model),
                     "image_shared": _count(student.image_shared), "text_shared": _count(student.text_shared)},
     }
-    metrics = {"results": results, "student_fit": fit, "seconds": seconds, "params": params, "histories": histories, "counts": corpus.counts}
+    metrics = {"conse_channel": {"weight": weight, "top": cfg.conse_top, "chosen_on": "clip art validation",
+                                 "validation_rsum_by_weight": weight_rsum},
+               "results": results, "student_fit": fit, "seconds": seconds, "params": params, "histories": histories, "counts": corpus.counts}
     atomic_write_json(run_dir / "metrics.json", metrics)
     (run_dir / "report.md").write_text(format_report(metrics))
     return metrics
@@ -326,6 +360,9 @@ def save_student(run_dir: Path, student: AssembledStudent, scale: nn.Parameter, 
     shutil.copyfile(minilm_path() / VOCAB_FILE, run_dir / VOCAB_FILE)
     atomic_write_json(run_dir / RUN_CARD, {
         KIND: ASSEMBLED_STUDENT, **cfg.to_dict(), "shared": student.image_shared.cfg.to_dict(),
+        EMBED_DIM: student.embed_dim,
+        **({} if student.conse is None else {"conse": {**student.conse.channel.to_dict(),
+                                                       "classes": int(student.conse.class_emb.shape[0])}}),
         "text_config": student.text_model.config.to_dict(),
         PREPROCESS: {"image_size": 224, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
         TOKENIZER: {"kind": WORDPIECE, "vocab": VOCAB_FILE, "lowercase": True, "max_length": TEXT_MAX_LENGTH},

@@ -28,7 +28,7 @@ from export.bundle import BundleError, check_destination, staged_bundle, write_m
 from export.errors import ExportError
 from formats.digest import sha256_file
 from formats.manifest import TOKENIZER_CONFIG
-from formats.run_card import is_assembled_run  # noqa: F401 (the exporters route runs by it)
+from formats.run_card import card_embed_dim, is_assembled_run  # noqa: F401 (the exporters route runs by is_assembled_run)
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def assembled_manifest(backend: str, precision: str, names: dict[str, str], meta
                        tokenizer: dict[str, Any], image_batch: Any, runtime: dict[str, Any],
                        facts: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The manifest of an assembled-student bundle (parity added by the caller)."""
-    size, ctx, dim = int(meta["preprocess"]["image_size"]), int(meta["tokenizer"]["max_length"]), int(meta["shared"]["embed_dim"])
+    size, ctx, dim = int(meta["preprocess"]["image_size"]), int(meta["tokenizer"]["max_length"]), card_embed_dim(meta)
     output = {"name": "normalized_embedding", "shape": [1, dim], "dtype": "float32", "l2_normalized": True}
     pre, facts = meta["preprocess"], facts or {"image": {}, "text": {}}
     return {

@@ -35,6 +35,7 @@ FORMAT_VERSION = 1
 CLIP_STUDENT = "clip-student"  # a card without "kind"
 ASSEMBLED_STUDENT = "assembled-student"
 KINDS = (CLIP_STUDENT, ASSEMBLED_STUDENT)
+EMBED_DIM = "embed_dim"  # an assembled card's output size (joint space + ConSE channel); older cards: shared.embed_dim
 
 # keys of the card
 KIND, VERSION, SPEC, PREPROCESS, TOKENIZER = "kind", "format_version", "spec", "preprocess", "tokenizer"
@@ -88,6 +89,14 @@ def read_run_card(run_dir: str | Path, error: type[Exception] = FormatError) -> 
     if kind == CLIP_STUDENT and (data.get(VERSION) != FORMAT_VERSION or not isinstance(data.get(SPEC), dict)):
         raise error(f"{path}: format_version {data.get(VERSION)!r} or 'spec' missing; expected format {FORMAT_VERSION}")
     return RunCard(path, kind, data)
+
+
+def card_embed_dim(data: dict[str, Any]) -> int:
+    """The embedding size a run's student outputs, from its card: an open_clip card's ``spec.embed_dim``,
+    an assembled card's ``embed_dim`` (``shared.embed_dim`` on cards written before the ConSE channel)."""
+    if data.get(KIND, CLIP_STUDENT) == CLIP_STUDENT:
+        return int(data[SPEC]["embed_dim"])
+    return int(data[EMBED_DIM] if EMBED_DIM in data else data["shared"]["embed_dim"])
 
 
 def is_assembled_run(run_dir: str | Path) -> bool:

@@ -11,7 +11,7 @@ from app.desktop.checkpoint_tokenizer import checkpoint_tokenizer
 from app.engine.decode import ImagePreprocess
 from app.engine.runtimes.base import Encoders, ModelLoadError, l2_normalize
 from formats.digest import sha256_file
-from formats.run_card import is_assembled_run
+from formats.run_card import card_embed_dim, is_assembled_run
 from formats.text import cut_batch
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class TorchEncoders(Encoders):
             self.tokenizer = checkpoint_tokenizer(meta.get("tokenizer") or {}, f"{where}: tokenizer", run_dir)
         except ValueError as e:
             raise ModelLoadError(str(e)) from e
-        self.embed_dim = int(meta["shared"]["embed_dim"] if assembled else meta["spec"]["embed_dim"])
+        self.embed_dim = card_embed_dim(meta)
         # the embedding space is the weights, at full precision (an fp32 export of them shares it)
         self.model_id = f"{sha256_file(run_dir / STUDENT_WEIGHTS)[:16]}-fp32"
         self.run_dir = run_dir

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compression.models.pretrained_towers import SentenceEncoder
+from compression.models.pretrained_towers import SentenceEncoder, mean_pool
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,71 @@ class SharedEncoder(nn.Module):
         return F.normalize(z, dim=-1) if normalize else z
 
 
+@dataclass(frozen=True)
+class ConseChannel:
+    """A zero-shot ConSE channel beside the trained joint space (Norouzi et al., 2014).
+
+    The embedding is ``[sqrt(w) * joint, sqrt(1 - w) * conse]`` on both sides, each part unit-length,
+    so a dot product is ``w * joint_similarity + (1 - w) * conse_similarity`` and the whole is unit-length.
+    On the image side the ConSE part is the probability-weighted mix of the ImageNet class names'
+    sentence embeddings over the image tower's own top-``top`` classes; on the text side it is the text
+    tower's mean-pooled sentence embedding. The joint space is trained on clip art only; the ImageNet
+    classifier saw photographs: the mix carries what the joint space never learnt (measured in the README).
+    """
+
+    weight: float = 0.7  # w: the joint part's share of the similarity; chosen on validation by the pipeline
+    top: int = 10  # ConSE's T
+
+    def __post_init__(self):
+        if not 0.0 < self.weight <= 1.0:
+            raise ValueError(f"ConSE channel weight {self.weight}: must be in (0, 1]")
+        if self.top < 1:
+            raise ValueError(f"ConSE channel top {self.top}: must be >= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sentence_embedding(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, L, D) token states, (B, L) mask -> (B, D) mean-pooled, L2-normalised (sentence-transformers' way)."""
+    return F.normalize(mean_pool(states, mask), dim=-1)
+
+
+def conse_mix(logits: torch.Tensor, class_emb: torch.Tensor, top: int) -> torch.Tensor:
+    """(N, C) class logits, (C, D) class-name embeddings -> (N, D) L2-normalised ConSE embeddings.
+
+    Softmax probabilities, kept on each row's top-``top`` classes (renormalised over them), times the
+    class embeddings: a masked matrix product rather than a gather, so that every runtime the student
+    ships on (ONNX, ExecuTorch, Core ML) runs it as a plain matmul.
+    """
+    probs = logits.float().softmax(-1)
+    kth = probs.topk(top, dim=-1).values[..., -1:]
+    kept = torch.where(probs >= kth, probs, torch.zeros_like(probs))
+    kept = kept / kept.sum(-1, keepdim=True)
+    return F.normalize(kept @ class_emb, dim=-1)
+
+
+def fuse(joint: torch.Tensor, conse: torch.Tensor, weight: float) -> torch.Tensor:
+    """The joint embedding and the ConSE one, each unit-length, joined as ConseChannel says."""
+    return torch.cat([F.normalize(joint, dim=-1) * weight**0.5, conse * (1.0 - weight) ** 0.5], dim=-1)
+
+
+class ConseHead(nn.Module):
+    """The ConSE channel of a model: its weight and top-T, and the class names' embeddings made by the
+    model's own text tower (a buffer, saved with the weights)."""
+
+    def __init__(self, channel: ConseChannel, class_emb: torch.Tensor):
+        super().__init__()
+        self.channel = channel
+        self.register_buffer("class_emb", class_emb.detach().float().clone())
+
+    def image(self, joint: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return fuse(joint, conse_mix(logits, self.class_emb, self.channel.top), self.channel.weight)
+
+    def text(self, joint: torch.Tensor, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return fuse(joint, sentence_embedding(states, mask), self.channel.weight)
+
+
 def image_grid_tokens(feature_map: torch.Tensor, grid: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, grid*grid, C): the feature map average-pooled to a grid, row-major."""
     return F.adaptive_avg_pool2d(feature_map, grid).flatten(2).transpose(1, 2)
@@ -96,12 +161,14 @@ class AssembledTeacher(nn.Module):
     ids from the text tower's tokenizer, 0 = padding. Both return (B, embed_dim).
     """
 
-    def __init__(self, image_tower: nn.Module, text_tower: SentenceEncoder, shared: SharedEncoder):
+    def __init__(self, image_tower: nn.Module, text_tower: SentenceEncoder, shared: SharedEncoder,
+                 conse: ConseHead | None = None):
         super().__init__()
         self.image_tower = image_tower.eval().requires_grad_(False)
         self.text_model = text_tower.model.eval().requires_grad_(False)
         self.tokenizer = text_tower.tokenizer
         self.shared = shared
+        self.conse = conse  # None: the joint space alone
         self.logit_scale = nn.Parameter(torch.tensor(2.659))  # log(1 / 0.07), as CLIP starts
 
     def train(self, mode: bool = True) -> AssembledTeacher:
@@ -119,10 +186,15 @@ class AssembledTeacher(nn.Module):
         return states, mask
 
     def encode_image(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        return self.shared.embed(self.shared.image_states(self.image_tokens(images)), normalize)
+        """(B, D); with a ConSE channel always unit-length (both parts are)."""
+        fmap = self.image_tower.forward_features(images)
+        joint = self.shared.embed(self.shared.image_states(image_grid_tokens(fmap, self.shared.cfg.image_grid)), normalize)
+        return joint if self.conse is None else self.conse.image(joint, self.image_tower.forward_head(fmap))
 
     def encode_text(self, token_ids: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        return self.shared.embed(self.shared.text_states(*self.text_tokens(token_ids)), normalize)
+        states, mask = self.text_tokens(token_ids)
+        joint = self.shared.embed(self.shared.text_states(states, mask), normalize)
+        return joint if self.conse is None else self.conse.text(joint, states, mask)
 
     def tokenize(self, texts: list[str], max_length: int = 64) -> torch.Tensor:
         """(B, L) int64 ids, padded with 0 to the longest, truncated at ``max_length``."""

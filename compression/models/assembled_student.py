@@ -15,9 +15,12 @@ from torch import nn
 
 from compression.models.assembled import (
     AssembledTeacher,
+    ConseChannel,
+    ConseHead,
     SharedEncoder,
     SharedEncoderConfig,
     image_grid_tokens,
+    sentence_embedding,
 )
 from compression.models.student import select_text_layers
 from formats.errors import FormatError
@@ -84,7 +87,7 @@ class AssembledStudent(nn.Module):
     """
 
     def __init__(self, image_tower: nn.Module, text_model: nn.Module, tokenizer, shared: SharedEncoder,
-                 cfg: AssembledStudentConfig):
+                 cfg: AssembledStudentConfig, conse: ConseHead | None = None):
         super().__init__()
         self.cfg = cfg
         self.image_tower = image_tower.eval().requires_grad_(False)
@@ -92,6 +95,13 @@ class AssembledStudent(nn.Module):
         self.tokenizer = tokenizer
         self.image_shared = shared
         self.text_shared = copy.deepcopy(shared)
+        self.conse = conse  # None: the joint space alone (training; runs from before the channel)
+
+    @property
+    def embed_dim(self) -> int:
+        """The output size: the joint space's, plus the text tower's width with a ConSE channel."""
+        joint = self.image_shared.cfg.embed_dim
+        return joint if self.conse is None else joint + int(self.conse.class_emb.shape[1])
 
     def train(self, mode: bool = True) -> AssembledStudent:
         super().train(mode)
@@ -112,10 +122,37 @@ class AssembledStudent(nn.Module):
         return states, mask
 
     def encode_image(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        return self.embed_image_tokens(self.image_tokens(images), normalize)
+        """(B, embed_dim); with a ConSE channel always unit-length."""
+        fmap = self.image_tower.forward_features(images)
+        joint = self.embed_image_tokens(image_grid_tokens(fmap, self.image_shared.cfg.image_grid), normalize)
+        return joint if self.conse is None else self.conse.image(joint, self.image_tower.forward_head(fmap))
 
     def encode_text(self, token_ids: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        return self.text_shared.embed(self.text_shared.text_states(*self.text_tokens(token_ids)), normalize)
+        states, mask = self.text_tokens(token_ids)
+        joint = self.text_shared.embed(self.text_shared.text_states(states, mask), normalize)
+        return joint if self.conse is None else self.conse.text(joint, states, mask)
+
+    def fused_image(self, joint: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """What ``encode_image`` returns, from the joint embeddings and the tower's cached logits."""
+        return joint if self.conse is None else self.conse.image(joint, logits)
+
+
+CLASS_NAME_MAX_LENGTH = 32  # WordPiece tokens of an ImageNet class description (the longest has 26)
+
+
+@torch.no_grad()
+def attach_conse(model: AssembledStudent, channel: ConseChannel, class_names: list[str], batch_size: int = 128) -> None:
+    """Give the trained student its ConSE channel: the class names embedded by its own text tower
+    (mean-pooled last layer), so that both sides of the channel come from the model that ships."""
+    was = model.training
+    model.eval()
+    rows = []
+    for s in range(0, len(class_names), batch_size):
+        ids = model.tokenizer(class_names[s : s + batch_size], padding=True, truncation=True,
+                              max_length=CLASS_NAME_MAX_LENGTH, return_tensors="pt")["input_ids"]
+        rows.append(sentence_embedding(*model.text_tokens(ids)))
+    model.conse = ConseHead(channel, torch.cat(rows))
+    model.train(was)
 
 
 def student_from_teacher(teacher: AssembledTeacher, image_tower: nn.Module, cfg: AssembledStudentConfig) -> AssembledStudent:
@@ -157,6 +194,9 @@ def load_assembled_student(run_dir) -> tuple[AssembledStudent, dict]:
         shared = SharedEncoder(SharedEncoderConfig(**meta["shared"]))
         text = BertModel(BertConfig.from_dict(meta["text_config"]), add_pooling_layer=True)
         tok = meta["tokenizer"]
+        conse = meta.get("conse")
+        channel = None if conse is None else ConseChannel(float(conse["weight"]), int(conse["top"]))
+        n_classes = None if conse is None else int(conse["classes"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{cfg_path}: cannot rebuild the assembled student: {type(e).__name__}: {e}") from e
     try:
@@ -168,7 +208,8 @@ def load_assembled_student(run_dir) -> tuple[AssembledStudent, dict]:
     # from_pretrained reads vocab.txt (transformers 5 takes a parsed vocabulary, not a path, in the constructor)
     tokenizer = BertTokenizer.from_pretrained(str(run_dir), local_files_only=True,
                                               do_lower_case=bool(tok.get("lowercase", True)))
-    student = AssembledStudent(timm.create_model(tower_arch, pretrained=False), text, tokenizer, shared, cfg)
+    head = None if channel is None else ConseHead(channel, torch.zeros(n_classes, text.config.hidden_size))
+    student = AssembledStudent(timm.create_model(tower_arch, pretrained=False), text, tokenizer, shared, cfg, head)
     holder = nn.ModuleDict({"student": student})
     holder.register_parameter("logit_scale", nn.Parameter(torch.zeros(())))
     load_weights(holder, run_dir / STUDENT_WEIGHTS)

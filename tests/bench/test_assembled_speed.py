@@ -30,9 +30,11 @@ def tiny_pair() -> assembled_speed.ModelPair:
                                 intermediate_size=64, max_position_embeddings=64)).eval()
     tokenizer = BertTokenizer.from_pretrained(str(minilm_path()), local_files_only=True)
     shared = SharedEncoder(SharedEncoderConfig(image_dim=256, text_dim=32, width=32, layers=2, heads=2, embed_dim=16))
-    teacher = AssembledTeacher(timm.create_model("test_efficientnet"), SentenceEncoder(text, tokenizer), shared).eval()
+    teacher = AssembledTeacher(timm.create_model("test_efficientnet"), SentenceEncoder(text, tokenizer), shared,
+                               assembled_speed.conse_head(32)).eval()  # with the ConSE channel, as shipped
     student = student_from_teacher(teacher, timm.create_model("test_efficientnet"),
                                    AssembledStudentConfig(text_layers=1, shared_layers=1)).eval()
+    student.conse = assembled_speed.conse_head(32)
     return assembled_speed.ModelPair({"teacher": teacher, "student": student}, SIZE, "tiny, untrained")
 
 

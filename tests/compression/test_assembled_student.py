@@ -59,19 +59,21 @@ def clipart(tmp_path_factory):
 def _tiny(epochs: int) -> list[str]:
     sets = {"real_photos": False, "decode_workers": 1, "onnx_features": False, "teacher.width": 32, "teacher.heads": 2,
             "teacher.embed_dim": 16, "teacher.epochs": 2, "teacher.batch_size": 4, "stage2.hard_negatives": 1,
-            "stage2.hard_negative_pool": 2}
+            "stage2.hard_negative_pool": 2, "teacher.conse_weight": 0.7}
     for phase in clipart_pipeline.PHASES:
         sets |= {f"{phase}.epochs": epochs, f"{phase}.batch_size": 4, f"{phase}.warmup_steps": 2}
     return [a for k, v in sets.items() for a in ("--set", f"{k}={json.dumps(v)}")]
 
 
 def test_clipart_config_trains_end_to_end_and_beats_the_untrained_student(clipart, tmp_path, monkeypatch, capsys):
-    # 1000 ImageNet class names through MiniLM take a minute on a busy CPU: three stand in for them here
+    # 1000 ImageNet class names through MiniLM take a minute on a busy CPU: three stand in for them in stage 1
+    # (the student's ConSE channel still embeds all 1000 with its 3 layers, as it must to mix Lite0's logits)
     monkeypatch.setattr(clipart_pipeline, "imagenet_class_names", lambda: ["tabby cat", "sports car", "daisy"])
     monkeypatch.setattr(clipart_pipeline, "class_name_token_states",
                         lambda text: (torch.randn(3, 4, 384), torch.ones(3, 4, dtype=torch.bool)))
     monkeypatch.setattr(clipart_pipeline, "cached_class_name_embeddings",
-                        lambda cache, text: torch.nn.functional.normalize(torch.randn(1000, 384), dim=-1))
+                        lambda cache, text: torch.nn.functional.normalize(
+                            torch.randn(1000, 384, generator=torch.Generator().manual_seed(0)), dim=-1))  # global RNG untouched
     common = ["--config", "clipart", "--set", f"clipart_root={clipart}", "--cache-dir", str(tmp_path / "cache"),
               "--runs-dir", str(tmp_path / "runs"), "--no-progress"]
     assert main([*common, "--name", "untrained", *_tiny(0)]) == 0
@@ -89,6 +91,10 @@ def test_clipart_config_trains_end_to_end_and_beats_the_untrained_student(clipar
     card = json.loads((run / "student.json").read_text())
     assert card["tokenizer"]["kind"] == "wordpiece" and (run / card["tokenizer"]["vocab"]).is_file()
     assert card["text_layers"] == 3 and card["shared_layers"] == 1
+    # the student ships with its ConSE channel: joint space (16) + the text tower's width (384)
+    assert card["conse"] == {"weight": 0.7, "top": 10, "classes": 1000} and card["embed_dim"] == 16 + 384
+    assert trained["conse_channel"]["weight"] == 0.7 and set(trained["results"]["test"]) >= {
+        "assembled teacher", "assembled teacher, joint space", "student", "student, joint space"}
 
     def no_training(*a, **k):
         raise AssertionError("finished phases must not train again")

@@ -15,6 +15,7 @@ from export.coreml_package import validate_package
 from formats.manifest import verify_bundle
 from tests.compression.assembled_fixture import write_tiny_assembled_run
 
+DIM = 16 + 32  # the tiny student's joint space + its ConSE channel (the text tower's width)
 CAPTIONS = ["a red apple on a table", "Two DOGS running in the park!", "a small boat at sea, café", "word " * 100]
 OFF_MACOS = pytest.mark.skipif(platform.system() == "Darwin", reason="on macOS Core ML parity is measured instead")
 
@@ -54,7 +55,7 @@ def test_the_bundle_has_the_wordpiece_contract_of_the_students_other_bundles(fp1
     assert m["image"]["program"] == "student_image_coreml_fp16.mlpackage"
     assert m["image"]["input"] == {"name": "image", "shape": [1, 3, 224, 224], "dtype": "float32"}
     assert m["text"]["input"] == {"name": "tokens", "shape": [1, "L"], "dtype": "int32"}
-    assert m["text"]["output"] == {"name": "normalized_embedding", "shape": [1, 16], "dtype": "float32",
+    assert m["text"]["output"] == {"name": "normalized_embedding", "shape": [1, DIM], "dtype": "float32",
                                    "l2_normalized": True}
     assert m["text"]["lengths"] == {"kind": "buckets", "values": [8, 16, 32, 64]}
     assert m["coreml"]["minimum_deployment_target"] == "iOS16" and m["coreml"]["compute_precision"] == "float16"
@@ -68,7 +69,7 @@ def test_the_packages_specs_match_the_manifest(fp16_bundle):
     m = verify_bundle(fp16_bundle)
     found = validate_package(fp16_bundle, m)
     assert found["image"]["input"] == {"shape": [1, 3, 224, 224], "dtype": "float32"}
-    assert found["image"]["output"] == found["text"]["output"] == {"shape": [1, 16], "dtype": "float32"}
+    assert found["image"]["output"] == found["text"]["output"] == {"shape": [1, DIM], "dtype": "float32"}
     assert found["text"]["input"]["dtype"] == "int32"
     assert found["text"]["lengths"] == {"kind": "buckets", "values": [8, 16, 32, 64]}
     assert "float32" not in found["text"]["weights"] and found["text"]["weights"]["float16"] > 30522 * 32
