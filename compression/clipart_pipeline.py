@@ -48,6 +48,7 @@ from compression.data.captioned import CaptionedImages
 from compression.data.decoded_images import decoded_captioned
 from compression.data.openclipart import OPENCLIPART_ROOT, load_openclipart
 from compression.data.real_photos import real_photo_check, unpaired_real_photos
+from compression.data.stage1_images import STAGE1_ONLY, stage1_extra_sets
 from compression.evaluate import recall_at_k
 from compression.models.assembled import ConseChannel, SharedEncoder, SharedEncoderConfig, fuse
 from compression.models.assembled_student import (
@@ -107,6 +108,8 @@ class ClipartRunConfig:
     student_image_tower: str = "efficientnet_lite0"
     student_text_layers: int = 3  # of MiniLM's 6, evenly spaced, first and last kept
     student_shared_layers: int = 1  # of the teacher's 2
+    stage1_views: int = 1  # augmented views of every training drawing and unpaired photo in stage 1's image stream
+    stage1_synthetic: int = 500  # synthetic benchmark scenes (unpaired) in stage 1's image stream
     stage1_image: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=20, lr=1e-3))
     # 2 epochs: with 6, validation RSUM peaked at epoch 2 (211.7, 230.4, 223.4, 219.1, 222.7, 223.1) and the rest
     # cost ~10 min of the default run (README)
@@ -181,6 +184,7 @@ def run_clipart(cfg: ClipartRunConfig, run_dir: Path, cache_dir: Path, restart: 
         sets["unpaired photos"] = CaptionedImages(photos, [["photo"]] * len(photos), [str(p) for p in photos.paths])
     sets = {name: decoded_captioned(feat_cache / "decoded", name.split()[0], data, DECODE_SIZE, cfg.decode_workers, progress)
             for name, data in sets.items()}
+    sets |= stage1_extra_sets(sets, cfg.stage1_views, cfg.stage1_synthetic, DECODE_SIZE, cfg.seed, progress)
     seconds["data"] = time.perf_counter() - t0
     bar.step("data")
 
@@ -259,10 +263,11 @@ def run_clipart(cfg: ClipartRunConfig, run_dir: Path, cache_dir: Path, restart: 
     # stage 1's unpaired streams: every training drawing and real photo; training captions + ImageNet class names
     images1 = [train.image_tokens]
     t_images1 = [train.t_image]
-    if cfg.real_photos:
-        ph_img, _ = embed_features(shared, t_feats["unpaired photos"])
-        images1.append(s_feats["unpaired photos"].image_tokens)
-        t_images1.append(ph_img)
+    for name in sets:
+        if name == "unpaired photos" or name.startswith(STAGE1_ONLY):
+            extra, _ = embed_features(shared, t_feats[name])
+            images1.append(s_feats[name].image_tokens)
+            t_images1.append(extra)
     cls_states, cls_mask = class_name_token_states(text_tower)
     with torch.no_grad():
         cls_emb = shared.embed(shared.text_states(cls_states, cls_mask))

@@ -91,6 +91,13 @@ def _generate_images(cfg: SyntheticDataConfig, split: str, n: int, captions: str
     return images, caps
 
 
+def synthetic_unpaired_images(n: int, size: int, seed: int = 0, progress: bool = False) -> ArrayImages:
+    """The first ``n`` scenes of the benchmark's unpaired-image stream rendered at ``size`` px: unpaired
+    images for another pipeline's stage 1 (the clip art run's)."""
+    images, _ = _generate_images(SyntheticDataConfig(seed=seed, image_size=size), "unpaired_images", n, None, progress)
+    return ArrayImages(images)
+
+
 def _names(split: str, n: int) -> list[str]:
     return [f"{split}-{i:06d}" for i in range(n)]
 

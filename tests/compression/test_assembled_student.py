@@ -59,7 +59,8 @@ def clipart(tmp_path_factory):
 def _tiny(epochs: int) -> list[str]:
     sets = {"real_photos": False, "decode_workers": 1, "onnx_features": False, "teacher.width": 32, "teacher.heads": 2,
             "teacher.embed_dim": 16, "teacher.epochs": 2, "teacher.batch_size": 4, "stage2.hard_negatives": 1,
-            "stage2.hard_negative_pool": 2, "teacher.conse_weight": 0.7}
+            "stage2.hard_negative_pool": 2, "teacher.conse_weight": 0.7,
+            "stage1_synthetic": 4}
     for phase in clipart_pipeline.PHASES:
         sets |= {f"{phase}.epochs": epochs, f"{phase}.batch_size": 4, f"{phase}.warmup_steps": 2}
     return [a for k, v in sets.items() for a in ("--set", f"{k}={json.dumps(v)}")]
@@ -87,6 +88,9 @@ def test_clipart_config_trains_end_to_end_and_beats_the_untrained_student(clipar
     # its image tower (Lite0 tokens through the teacher's shared layers at first) learnt to point at the teacher's embeddings
     assert after["image_teacher_top1"] > before["image_teacher_top1"]
     run = tmp_path / "runs" / "trained"
+    # stage 1's image stream had augmented views of the drawings and synthetic scenes (features cached for both towers)
+    cached = {p.name.split("-")[0] for p in (tmp_path / "cache" / "assembled").glob("*-efficientnet_lite0-*.pt")}
+    assert {"augmented", "synthetic"} <= cached
     assert {p.stem for p in (run / "phases").glob("*.safetensors")} == set(clipart_pipeline.PHASES)
     card = json.loads((run / "student.json").read_text())
     assert card["tokenizer"]["kind"] == "wordpiece" and (run / card["tokenizer"]["vocab"]).is_file()
