@@ -69,3 +69,12 @@ def test_bandwidth_and_read_limit():
     for kernel in ("sum", "sgemv"):
         assert 0 < bw["by_kernel"][kernel]["1_thread"] <= bw["gbps_1_thread"]
     assert search.scan_limit_ms(2_000_000_000, 10.0) == pytest.approx(200.0)
+
+
+def test_the_scan_limit_uses_the_best_of_the_probes_before_and_after_the_scans():
+    """A probe taken at a busy moment must not set a limit the scans then beat (a fresh-clone CI run failed so)."""
+    busy = {"bytes": 8, "repeats": 3, "threads": 2, "gbps_1_thread": 10.0, "gbps_all_threads": 24.0, "by_kernel": {}}
+    idle = {**busy, "gbps_1_thread": 12.0, "gbps_all_threads": 29.0}
+    merged = search.best_bandwidth(busy, idle)
+    assert (merged["gbps_1_thread"], merged["gbps_all_threads"]) == (12.0, 29.0)
+    assert merged["probes"] == [busy, idle] and search.best_bandwidth(idle, busy)["gbps_all_threads"] == 29.0
