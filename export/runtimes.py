@@ -125,7 +125,7 @@ class CoreMLEncoders:
 def open_encoders(bundle_dir: Path, manifest: dict[str, Any]) -> BundleEncoders:
     """The runner for the bundle's backend; BundleError if this machine cannot execute it."""
     backend = manifest["backend"]
-    if backend == "executorch-xnnpack":
+    if backend in ("executorch-xnnpack", "executorch"):  # "executorch": the assembled student's bundles
         return ExecuTorchEncoders(bundle_dir, manifest)
     if backend == "coreml":
         return CoreMLEncoders(bundle_dir, manifest)
