@@ -34,6 +34,7 @@ from export.source import ExportSource, load_export_source
 from export.wrappers import export_wrappers
 from formats.cli import cli_main
 from formats.errors import UserError
+from formats.run_card import is_assembled_run
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,10 @@ def check_parity(
         run_dir = (
             Path(run_dir) if run_dir is not None else Path(manifest.get("source", {}).get("checkpoint", ""))
         )
+        if is_assembled_run(run_dir):  # the clip art model: its own student, tokenizer and test split
+            from export.assembled_parity import check_assembled_parity
+
+            return check_assembled_parity(bundle_dir, run_dir, n_images, n_length_checks)
         source = load_export_source(run_dir)
     want = manifest.get("source", {}).get("weights_sha256")
     have = source.manifest_section()["weights_sha256"]
@@ -323,13 +328,16 @@ def main(argv: list[str] | None = None) -> int:
             from export.bundle import load_manifest
 
             run_dir = Path(load_manifest(b).get("source", {}).get("checkpoint", ""))
+        if is_assembled_run(run_dir):  # the clip art model (export.assembled_parity)
+            reports.append(check_parity(b, run_dir, n_images=args.images))
+            continue
         key = str(Path(run_dir).resolve())
         if key not in sources:
             sources[key] = load_export_source(Path(run_dir))
         reports.append(
             check_parity(b, cache_dir=args.cache_dir, n_images=args.images, source=sources[key])
         )
-    print(format_table(reports, next(iter(sources.values()))))
+    print(format_table(reports, next(iter(sources.values()), None)))
     if args.json:
         args.json.write_text(json.dumps([r.to_dict() for r in reports], indent=2) + "\n")
     return 0 if all(r.passed for r in reports) else 1
