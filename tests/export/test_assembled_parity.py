@@ -96,3 +96,23 @@ def test_a_tampered_text_program_fails_parity(assembled_onnx, tmp_path, capsys):
     assert code == 1, text
     assert "FAIL" in text and f"text program {manifest['text']['program']}: min cosine" in text
     assert "image program" not in text.split("FAIL", 1)[1]
+
+
+def test_an_assembled_coreml_bundle_is_validated_off_macos(assembled_onnx, tmp_path, capsys):
+    """Off macOS Core ML cannot predict: the row says so, the packages are validated, the run passes (about 1 min)."""
+    from app.desktop.coreml_runtime import coreml_available
+    from export.coreml import main as coreml_main
+
+    if coreml_available()[0]:
+        pytest.skip("Core ML predicts here: the skip path is not taken")
+    run, _ = assembled_onnx
+    bundle = tmp_path / "cm"
+    assert coreml_main(["--checkpoint", str(run), "--out", str(bundle), "--log-level", "WARNING"]) == 0
+    out = tmp_path / "parity.json"
+    code = main(["--bundle", str(bundle), "--checkpoint", str(run), "--json", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "coreml (cm)  (prediction skipped)" in text and "packages validated instead" in text
+    (report,) = json.loads(out.read_text())
+    assert report["skipped"] and set(report["structure"]) == {"image", "text"}
+    assert report["tokenizer_check"]["identical"] and report["image"]["n"] == 0
