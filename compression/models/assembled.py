@@ -124,7 +124,7 @@ def conse_mix(logits: torch.Tensor, class_emb: torch.Tensor, top: int) -> torch.
     kth = probs.topk(top, dim=-1).values[..., -1:]
     kept = torch.where(probs >= kth, probs, torch.zeros_like(probs))
     kept = kept / kept.sum(-1, keepdim=True)
-    return F.normalize(kept @ class_emb, dim=-1)
+    return F.normalize(kept.to(class_emb.dtype) @ class_emb, dim=-1)  # softmax in fp32, the mix in the model's dtype
 
 
 def fuse(joint: torch.Tensor, conse: torch.Tensor, weight: float) -> torch.Tensor:

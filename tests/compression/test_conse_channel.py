@@ -134,3 +134,17 @@ def test_class_names_are_refused_for_a_classifier_that_is_not_imagenet_1k():
     assert len(classifier_class_names(timm.create_model("test_efficientnet"))) == 1000
     with pytest.raises(ValueError, match="10 classes"):
         classifier_class_names(timm.create_model("test_efficientnet", num_classes=10))
+
+
+def test_a_half_precision_copy_of_the_student_runs_its_channel():
+    """export.parity's fp16 estimate runs a .half() copy; the mix once multiplied fp32 probabilities by fp16 rows."""
+    from tests.compression.assembled_fixture import tiny_assembled_student
+
+    student = tiny_assembled_student()
+    ids = student.tokenizer(["a red apple"], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        want = student.encode_text(ids, normalize=True)
+        half = student.half().encode_text(ids, normalize=True)
+        logits = torch.randn(2, 1000).half()
+        assert conse_mix(logits, student.conse.class_emb, 10).dtype == torch.float16
+    torch.testing.assert_close(half.float(), want, atol=5e-3, rtol=0)
