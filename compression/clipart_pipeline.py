@@ -310,15 +310,16 @@ def run_clipart(cfg: ClipartRunConfig, run_dir: Path, cache_dir: Path, restart: 
         sd = student_data(name)
         s_img = student_image_table(student, sd.image_tokens)
         s_txt = student_text_table(student, sd.token_ids)  # with the channel when the student has one
-        rows = {f"ConSE (T={cfg.conse_top})": recall_at_k(conse_embeddings(t_feats[name].image_logits, class_emb, cfg.conse_top),
-                                                          t_feats[name].text_sentence, t_feats[name].text_owner),
-                "assembled teacher, joint space": recall_at_k(sd.t_image, sd.t_text, sd.owner)}
-        if channel is not None:
-            conse_img = conse_embeddings(t_feats[name].image_logits, class_emb, cfg.conse_top)
+        conse_img = conse_embeddings(t_feats[name].image_logits, class_emb, cfg.conse_top)
+        rows = {f"ConSE (T={cfg.conse_top})": recall_at_k(conse_img, t_feats[name].text_sentence, t_feats[name].text_owner)}
+        if channel is None:
+            rows["assembled teacher"] = recall_at_k(sd.t_image, sd.t_text, sd.owner)
+            rows["student"] = recall_at_k(s_img, s_txt, sd.owner)
+        else:  # each model's joint space alone, then as it ships (with the channel)
+            rows["assembled teacher, joint space"] = recall_at_k(sd.t_image, sd.t_text, sd.owner)
             rows["assembled teacher"] = recall_at_k(fuse(sd.t_image, conse_img, weight),
                                                     fuse(sd.t_text, t_feats[name].text_sentence, weight), sd.owner)
-        rows["student, joint space"] = recall_at_k(s_img, F.normalize(s_txt[:, : s_img.shape[1]], dim=-1), sd.owner)
-        if channel is not None:
+            rows["student, joint space"] = recall_at_k(s_img, F.normalize(s_txt[:, : s_img.shape[1]], dim=-1), sd.owner)
             rows["student"] = recall_at_k(student.fused_image(s_img, s_feats[name].image_logits), s_txt, sd.owner)
         results[name] = rows
     fit = {}  # how well the student learnt what it was trained on: the teacher's embeddings, the training pairs

@@ -36,6 +36,11 @@ def test_offline_default_is_the_clip_art_model_end_to_end(tmp_path, capsys):
     assert test["student"]["rsum"] > 4 * chance
     assert test["student"]["rsum"] >= 0.8 * test["assembled teacher"]["rsum"]
     assert "student RSUM" in capsys.readouterr().out
+    # photographs: the ConSE channel (ImageNet's classifier saw photos) is what carries the shipped student there
+    photos = metrics["results"]["real-photo check"]
+    assert metrics["conse_channel"]["weight"] < 1.0
+    assert photos["student"]["rsum"] > photos["student, joint space"]["rsum"]
+    assert student["conse"]["weight"] == metrics["conse_channel"]["weight"]
 
     # the export the app loads, then the engine's own recall on the real test drawings by their captions
     bundle = tmp_path / "bundle"
