@@ -130,6 +130,12 @@ def load_clipart_config(path: str | Path, overrides: list[str] | None = None) ->
     for name in PHASES:
         if getattr(cfg, name).batch_size < 2:
             raise ConfigError(f"{name}.batch_size: contrastive losses need >= 2")
+    w = cfg.teacher.conse_weight
+    if w is not None and not 0.0 < w <= 1.0:
+        raise ConfigError(f"teacher.conse_weight: {w} is not in (0, 1] (1 = no ConSE channel; null = chosen on validation)")
+    for key in ("stage1_views", "stage1_synthetic"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"{key}: {getattr(cfg, key)} must be >= 0")
     return cfg
 
 
@@ -260,7 +266,8 @@ def run_clipart(cfg: ClipartRunConfig, run_dir: Path, cache_dir: Path, restart: 
     holder.register_parameter("logit_scale", s_scale)
     t_scale_value = float(t_scale().detach())
 
-    # stage 1's unpaired streams: every training drawing and real photo; training captions + ImageNet class names
+    # stage 1's unpaired streams: every training drawing and real photo, their augmented views, synthetic scenes;
+    # training captions + ImageNet class names
     images1 = [train.image_tokens]
     t_images1 = [train.t_image]
     for name in sets:

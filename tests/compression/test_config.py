@@ -27,6 +27,19 @@ def test_the_offline_default_is_the_clip_art_model_in_runs_offline():
         load_config(RUN_DEFAULT_CONFIG)
 
 
+@pytest.mark.parametrize(("override", "named"), [("teacher.conse_weight=1.5", "teacher.conse_weight"),
+                                                  ("teacher.conse_weight=0", "teacher.conse_weight"),
+                                                  ("stage1_views=-1", "stage1_views"),
+                                                  ("stage1_synthetic=-5", "stage1_synthetic")])
+def test_clip_art_config_refuses_channel_and_stage1_values_out_of_range(override, named):
+    """A weight of 1.5 would have shipped no ConSE channel without a word; negative counts made no sense."""
+    from compression.clipart_pipeline import load_clipart_config
+
+    with pytest.raises(ConfigError, match=named):
+        load_clipart_config("clipart", [override])
+    assert load_clipart_config("clipart", ["teacher.conse_weight=0.6"]).teacher.conse_weight == 0.6
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
 def test_every_bundled_config_is_valid(name):
     from compression.run import pipeline_of
