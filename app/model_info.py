@@ -13,7 +13,7 @@ from typing import Any
 from formats.errors import FormatError
 from formats.jsonfile import read_json_object
 from formats.model_dir import RUN, ModelNotFoundError, resolve_model
-from formats.run_card import RUN_CARD, STUDENT_WEIGHTS
+from formats.run_card import RUN_CARD, STUDENT_WEIGHTS, card_embed_dim
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def _run_info(root: Path) -> ModelInfo:
     try:
         return ModelInfo(
             path=str(root), kind="run directory", backend="torch", precision="fp32",
-            embed_dim=int(meta["spec"]["embed_dim"]), image_size=int(meta["preprocess"]["image_size"]),
+            embed_dim=card_embed_dim(meta), image_size=int(meta["preprocess"]["image_size"]),
             teacher=str(meta.get("teacher", "")),
             megabytes=weights.stat().st_size / 1e6 if weights.is_file() else 0.0,
             recall=dict(meta.get("metrics") or {}),

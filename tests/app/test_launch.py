@@ -32,7 +32,9 @@ def test_arguments_and_defaults(tmp_path):
     assert args.gallery == [Path("a"), Path("b")] and args.bundle == tmp_path and args.data_dir == Path("d")
     default = parse_args([])
     assert default.gallery is None and default.data_dir is None
-    assert default.bundle in (REPO / "bundles" / "offline-executorch", REPO / "runs" / "offline")
+    # whichever of the defaults this checkout has (the help's order): ONNX bundle, ExecuTorch bundle, run directory
+    assert default.bundle in (REPO / "bundles" / "offline-onnx", REPO / "bundles" / "offline-executorch",
+                              REPO / "runs" / "offline")
 
 
 def test_missing_model_message(tmp_path):
@@ -94,3 +96,13 @@ def test_settings_describe_the_bundle_the_engine_opens(tmp_path, monkeypatch):
         (tmp_path / name).mkdir()
         (tmp_path / name / "manifest.json").write_text(json.dumps(manifest))
     assert read_model_info(tmp_path).backend == "executorch-xnnpack"
+
+
+def test_a_clip_art_run_directory_is_described(tmp_path):
+    """The Settings panel read every run card as open_clip's ('spec' missing: no description of the default model)."""
+    from tests.compression.assembled_fixture import write_tiny_assembled_run
+
+    write_tiny_assembled_run(tmp_path / "run")
+    info = read_model_info(tmp_path / "run")
+    assert (info.kind, info.backend, info.embed_dim, info.image_size) == ("run directory", "torch", 16 + 32, 224)
+    assert info.megabytes > 1
