@@ -263,14 +263,14 @@ def test_benchmark_captions_find_their_photos_with_the_synthetic_model(running_a
     assert sum(r is not None and r <= 10 for r in ranks.values()) >= 4, report
 
 
-SHORT_QUERIES = {  # plain short queries: measured and recorded, not asserted (the model is weak at these)
+SHORT_QUERIES = {  # plain short queries: measured and recorded, not asserted (one rank each: anecdotes)
     "a cat": "chelsea.jpg",
     "an astronaut": "astronaut.jpg",
     "a cup of coffee": "coffee.jpg",
     "a rocket launch": "rocket.jpg",
     "a motorbike": "motorcycle_left.jpg",
 }
-SCREENSHOT_QUERY = "a tall chinese pagoda with red and green roofs by a lake"  # china.jpg's description
+SCREENSHOT_QUERY = "an old woman in a navy uniform with glasses and a cap"  # grace_hopper.jpg's description
 
 
 def test_typed_descriptions_find_real_photos_with_the_offline_model(running_app, tmp_path, capsys):
@@ -304,7 +304,7 @@ def test_typed_descriptions_find_real_photos_with_the_offline_model(running_app,
 
     ranks = {text: rank(text, photo) for text, photo in described.items()}
     short = {text: rank(text, photo) for text, photo in SHORT_QUERIES.items()}
-    assert rank(SCREENSHOT_QUERY, "china.jpg") is not None
+    assert rank(SCREENSHOT_QUERY, "grace_hopper.jpg") is not None
     driver.wait_for(lambda: all(t.thumb_state == "ready" for t in visible_tiles(driver)), 30, "thumbnails")
     shot = driver.screenshot("search_real_pictures")
     (shot.parent / "real_pictures_search.json").write_text(json.dumps(
@@ -313,5 +313,6 @@ def test_typed_descriptions_find_real_photos_with_the_offline_model(running_app,
     with capsys.disabled():
         print(f"\nreal gallery ({pictures} pictures): ranks of the 19 photos by their descriptions {list(ranks.values())}; "
               f"short queries {short}")
-    # the project's own descriptions of the 19 photos (never trained on): measured 9 of 19 in the top 5
-    assert len(ranks) == 19 and sum(r is not None and r <= 5 for r in ranks.values()) >= 7, ranks
+    # the project's own descriptions of the 19 photos (never trained on): measured 14 of 19 in the top 5 with the
+    # ConSE channel (9 before it)
+    assert len(ranks) == 19 and sum(r is not None and r <= 5 for r in ranks.values()) >= 11, ranks
