@@ -137,7 +137,7 @@ class AssembledStudent(nn.Module):
         return joint if self.conse is None else self.conse.image(joint, logits)
 
 
-CLASS_NAME_MAX_LENGTH = 32  # WordPiece tokens of an ImageNet class description (the longest has 26)
+CLASS_NAME_MAX_LENGTH = 32  # WordPiece tokens kept of a class description: 999 of 1000 fit (the longest has 35), as stage 1 cuts them
 
 
 @torch.no_grad()
