@@ -22,12 +22,11 @@ from app.desktop.coreml_runtime import coreml_available
 from compression.data.captioned import CaptionedImages
 from compression.evaluate import recall_at_k
 from export.benchmark import captions_of, image_tensors, spread_indices
-from export.bundle import BundleError, path_bytes, verify_bundle
+from export.bundle import BundleError, check_weights, path_bytes, verify_bundle
 from export.coreml_package import validate_package
 from export.parity_report import KS, EncoderParity, ParityReport
 from export.runtimes import open_encoders
-from formats.digest import sha256_file
-from formats.run_card import STUDENT_WEIGHTS, card_embed_dim, read_run_card
+from formats.run_card import card_embed_dim, read_run_card
 from formats.text import sequence_length
 
 logger = logging.getLogger(__name__)
@@ -41,21 +40,6 @@ def clipart_test_split() -> CaptionedImages:
     from compression.data.openclipart import OPENCLIPART_ROOT, load_openclipart
 
     return load_openclipart(OPENCLIPART_ROOT).splits["test"]
-
-
-def check_weights(bundle_dir: Path, manifest: dict, run_dir: Path) -> None:
-    """BundleError when the manifest's ``source.weights_sha256`` is not the run's student.safetensors."""
-    want = (manifest.get("source") or {}).get("weights_sha256")
-    path = Path(run_dir) / STUDENT_WEIGHTS
-    try:
-        have = sha256_file(path)
-    except OSError as e:
-        raise BundleError(f"{path}: cannot read the run's weights: {e}") from e
-    if want and want != have:
-        raise BundleError(
-            f"bundle {bundle_dir} was made from other weights than {run_dir} (source.weights_sha256 "
-            f"{want[:12]} in {Path(bundle_dir) / 'manifest.json'}, {have[:12]} for {path}); pass the right --checkpoint"
-        )
 
 
 @torch.no_grad()

@@ -35,7 +35,7 @@ from formats.manifest import (
     text_input_length,
     verify_bundle,
 )
-from formats.run_card import OPEN_CLIP_TOKENIZER, read_run_card
+from formats.run_card import OPEN_CLIP_TOKENIZER, STUDENT_WEIGHTS, read_run_card
 from formats.tokenizer_files import BPE, BPE_FILE, FILE_KEY, tokenizer_files
 
 __all__ = [
@@ -234,3 +234,18 @@ def write_manifest(staging: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     full["files"] = file_table(staging)
     (staging / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
     return full
+
+
+def check_weights(bundle_dir: Path, manifest: dict, run_dir: Path) -> None:
+    """BundleError when the manifest's ``source.weights_sha256`` is not the run's student.safetensors."""
+    want = (manifest.get("source") or {}).get("weights_sha256")
+    path = Path(run_dir) / STUDENT_WEIGHTS
+    try:
+        have = sha256_file(path)
+    except OSError as e:
+        raise BundleError(f"{path}: cannot read the run's weights: {e}") from e
+    if want and want != have:
+        raise BundleError(
+            f"bundle {bundle_dir} was made from other weights than {run_dir} (source.weights_sha256 "
+            f"{want[:12]} in {Path(bundle_dir) / 'manifest.json'}, {have[:12]} for {path}); pass the right --checkpoint"
+        )

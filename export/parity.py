@@ -25,7 +25,13 @@ from compression.embedding import encode_tokens
 from compression.evaluate import recall_at_k
 from compression.models.teacher import build_tokenizer
 from export.benchmark import captions_of, cut_after_eot, image_tensors, load_run_datasets, spread_indices
-from export.bundle import BundleError, load_tokenizer, path_bytes, verify_bundle, write_manifest
+from export.bundle import (
+    check_weights,
+    load_tokenizer,
+    path_bytes,
+    verify_bundle,
+    write_manifest,
+)
 from export.coreml_package import validate_package
 from export.errors import ExportError
 from export.parity_report import KS, EncoderParity, ParityReport, format_table
@@ -96,13 +102,7 @@ def check_parity(
 
             return check_assembled_parity(bundle_dir, run_dir, n_images, n_length_checks)
         source = load_export_source(run_dir)
-    want = manifest.get("source", {}).get("weights_sha256")
-    have = source.manifest_section()["weights_sha256"]
-    if want and want != have:
-        raise BundleError(
-            f"bundle {bundle_dir} was made from other weights than {source.run_dir} "
-            f"(sha256 {want[:12]} in the manifest, {have[:12]} on disk); pass the right --checkpoint"
-        )
+    check_weights(bundle_dir, manifest, source.run_dir)
 
     test = load_run_datasets(source.run_dir, cache_dir).test
     idx = spread_indices(len(test), n_images)
